@@ -1,0 +1,98 @@
+"""The ASGI application: ``create_app(database_url, data_dir)``."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from iotile_cloud import __version__
+from iotile_cloud.server import db
+from iotile_cloud.server.context import AppState
+from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.security import JwtCodec, load_or_create_secret
+
+log = logging.getLogger("iotile_cloud.server")
+API = "/api/v1"
+
+
+def default_data_dir() -> Path:
+    import platformdirs
+
+    return Path(platformdirs.user_data_dir("iotile-cloud"))
+
+
+def create_app(
+    database_url: str | None = None, data_dir: Path | str | None = None, *, migrate: bool = True, stage: str = "local"
+) -> FastAPI:
+    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    url = database_url or db.sqlite_url(folder / "iotile-cloud.sqlite3")
+    engine = db.make_engine(url)
+    if migrate:
+        db.migrate(engine)
+    app = FastAPI(
+        title="IOTile Cloud (local)",
+        version=__version__,
+        description="A local IOTile Cloud speaking the /api/v1 REST API over SQLite or PostgreSQL.",
+        openapi_url="/api/schema/",
+        docs_url="/api/docs/",
+        redoc_url=None,
+    )
+    app.state.iotile = AppState(
+        engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
+    )
+    _install_handlers(app)
+    from iotile_cloud.server.routes import auth, data, devices, misc, orgs, reports, streams
+
+    for module in (misc, auth, orgs, reports, devices, streams, data):
+        app.include_router(module.router, prefix=API)
+    return app
+
+
+def _install_handlers(app: FastAPI) -> None:
+    @app.exception_handler(APIError)
+    async def api_error(_request: Request, error: APIError) -> Response:
+        return JSON(error.body, status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> Response:
+        body: dict[str, Any] = {}
+        for item in error.errors():
+            loc = [str(p) for p in item.get("loc", ()) if p not in ("body", "query", "path")]
+            body.setdefault(".".join(loc) or "non_field_errors", []).append(item.get("msg", "Invalid value."))
+        return JSON(body, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 405:
+            return JSON({"detail": f'Method "{request.method}" not allowed.'}, status_code=405, headers=error.headers)
+        if error.status_code == 404:
+            return JSON({"detail": "Not found."}, status_code=404)
+        return JSON({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
+
+    @app.exception_handler(Exception)
+    async def crash(request: Request, error: Exception) -> Response:
+        log.exception("Unhandled error on %s %s", request.method, request.url.path)
+        return JSON({"detail": "Internal server error."}, status_code=500)
+
+    @app.middleware("http")
+    async def access_log(request: Request, call_next: Any) -> Response:
+        started = time.perf_counter()
+        request.app.state.iotile.request_count += 1
+        response: Response = await call_next(request)
+        log.info(
+            "%s %s %s %.1fms",
+            request.method,
+            request.url.path,
+            response.status_code,
+            (time.perf_counter() - started) * 1000,
+        )
+        return response

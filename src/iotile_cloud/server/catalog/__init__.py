@@ -1,0 +1,174 @@
+"""Built-in, read-only definitions: variable types and their units, sensor graphs, templates.
+
+Variable types carry the original cloud's unit slugs and factors (``vartypes.json``). Sensor graphs
+list the variables and streams that claiming a device creates in its project.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from iotile_cloud.utils.mdo import MdoHelper
+
+__all__ = [
+    "vartypes",
+    "vartype",
+    "input_unit",
+    "output_unit",
+    "Unit",
+    "SENSOR_GRAPHS",
+    "DEVICE_TEMPLATES",
+    "PROJECT_TEMPLATES",
+    "WELL_KNOWN_VARIABLES",
+]
+
+
+@dataclass(frozen=True)
+class Unit:
+    slug: str
+    unit_full: str
+    unit_short: str
+    m: int
+    d: int
+    o: float
+    decimal_places: int | None = None
+    derived_units: Any = None
+
+    @property
+    def mdo(self) -> MdoHelper:
+        return MdoHelper(self.m, self.d, self.o)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "slug": self.slug,
+            "unit_full": self.unit_full,
+            "unit_short": self.unit_short,
+            "m": self.m,
+            "d": self.d,
+            "o": self.o,
+        }
+        if self.slug.startswith("out--"):
+            out["decimal_places"] = self.decimal_places or 0
+            out["derived_units"] = self.derived_units or {}
+        return out
+
+
+@functools.cache
+def vartypes() -> dict[str, dict[str, Any]]:
+    raw = json.loads((Path(__file__).parent / "vartypes.json").read_text())
+    return {item["slug"]: item for item in raw}
+
+
+def vartype(slug: str) -> dict[str, Any] | None:
+    return vartypes().get(slug)
+
+
+@functools.cache
+def _units() -> dict[str, Unit]:
+    units: dict[str, Unit] = {}
+    for item in vartypes().values():
+        for unit in item["available_input_units"] + item["available_output_units"]:
+            units[unit["slug"]] = Unit(
+                slug=unit["slug"],
+                unit_full=unit["unit_full"],
+                unit_short=unit["unit_short"],
+                m=unit["m"],
+                d=unit["d"],
+                o=float(unit.get("o") or 0.0),
+                decimal_places=unit.get("decimal_places"),
+                derived_units=unit.get("derived_units"),
+            )
+    return units
+
+
+def input_unit(slug: str | None) -> Unit | None:
+    if not slug or not slug.startswith("in--"):
+        return None
+    return _units().get(slug)
+
+
+def output_unit(slug: str | None) -> Unit | None:
+    if not slug or not slug.startswith("out--"):
+        return None
+    return _units().get(slug)
+
+
+def _var(
+    lid: int, label: str, var_type: str, unit_in: str | None, unit_out: str | None, app_only: bool = False
+) -> dict[str, Any]:
+    return {
+        "lid": lid,
+        "lid_hex": f"{lid:04x}",
+        "label": label,
+        "var_type": var_type,
+        "default_input_unit": unit_in,
+        "default_output_unit": unit_out,
+        "m": 1,
+        "d": 1,
+        "o": 0.0,
+        "app_only": app_only,
+        "web_only": False,
+    }
+
+
+_VOL_IN, _VOL_OUT = "in--water-meter-volume--gallons", "out--water-meter-volume--gallons"
+_FLOW_IN, _FLOW_OUT = "in--water-meter-flow--gallons", "out--water-meter-flow--gallons-per-min"
+
+SENSOR_GRAPHS: dict[str, dict[str, Any]] = {
+    "water-meter-v1-1-0": {
+        "name": "Water Meter",
+        "version": (1, 1, 0),
+        "project_template": "water-meter-v1-1-0",
+        "variable_templates": [
+            _var(0x100B, "Pulse 1", "water-meter-flow", _FLOW_IN, _FLOW_OUT, app_only=True),
+            _var(0x100C, "Pulse 2", "water-meter-flow", _FLOW_IN, _FLOW_OUT, app_only=True),
+            _var(0x100D, "Odometer 1", "water-meter-volume", _VOL_IN, _VOL_OUT, app_only=True),
+            _var(0x100E, "Odometer 2", "water-meter-volume", _VOL_IN, _VOL_OUT, app_only=True),
+            _var(0x5001, "IO 1", "water-meter-volume", _VOL_IN, _VOL_OUT),
+            _var(0x5002, "IO 2", "water-meter-volume", _VOL_IN, _VOL_OUT),
+        ],
+    },
+    "environmental-v1-0-0": {
+        "name": "Environmental Sensor",
+        "version": (1, 0, 0),
+        "project_template": "default-template-v1-0-0",
+        "variable_templates": [
+            _var(0x5001, "Temperature", "temp", "in--temp--pod1-m", "out--temp--celsius"),
+            _var(
+                0x5002,
+                "Humidity",
+                "relative-humidity",
+                "in--relative-humidity--centi-percent",
+                "out--relative-humidity--percent",
+            ),
+            _var(0x5003, "Pressure", "pressure", "in--pressure--pascals", "out--pressure--hectopascals"),
+        ],
+    },
+}
+
+DEVICE_TEMPLATES: dict[str, dict[str, Any]] = {
+    "internaltestingtemplate-v1-0-0": {"external_sku": "Internal Testing", "family": "Testing"},
+    "1d1p2bt101es-v2-0-0": {"external_sku": "IOTile Water Meter Pod", "family": "POD-1"},
+    "environmental-pod-v1-0-0": {"external_sku": "IOTile Environmental Pod", "family": "POD-1M"},
+}
+
+PROJECT_TEMPLATES = ("default-template-v1-0-0", "water-meter-v1-1-0")
+
+# Names for variables that reports create on the fly (reports.md, "well-known cloud variables").
+WELL_KNOWN_VARIABLES: dict[int, str] = {
+    0x5800: "Battery",
+    0x5C00: "Reboot",
+    0x5C01: "BLE Connect",
+    0x5C02: "BLE Disconnect",
+    0x5C08: "OS Tag and Version",
+    0x5C09: "App Tag and Version",
+    0x5A05: "Complete Report",
+    0x5A06: "Chopped Report",
+    0x0E00: "Trip Start",
+    0x0E01: "Trip End",
+    0x0E02: "Trip Pause/Resume",
+}

@@ -1,0 +1,226 @@
+"""Per-app state, the caller's identity, and org-scoped permissions."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import Request
+from sqlalchemy.engine import Connection, Engine, Row
+
+from iotile_cloud.server import db
+from iotile_cloud.server.http import APIError, flag, not_authenticated
+from iotile_cloud.server.security import JwtCodec, TokenError
+
+ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
+ADMIN_ROLES = frozenset({"a0", "a1"})
+WRITE_ROLES = frozenset({"a0", "a1", "m1"})
+
+_ALL = [
+    "can_delete_org",
+    "can_manage_ota",
+    "can_read_notes",
+    "can_manage_users",
+    "can_reset_device",
+    "can_access_webapp",
+    "can_claim_devices",
+    "can_modify_device",
+    "can_access_classic",
+    "can_access_reports",
+    "can_create_reports",
+    "can_read_stream_ids",
+    "can_access_companion",
+    "can_access_datablock",
+    "can_create_datablock",
+    "can_delete_datablock",
+    "can_read_stream_data",
+    "can_create_stream_ids",
+    "can_modify_stream_ids",
+    "can_create_stream_data",
+    "can_manage_stream_aliases",
+    "can_read_device_locations",
+    "can_read_device_properties",
+    "can_manage_org_and_projects",
+    "can_modify_device_properties",
+]
+_READ = {
+    "can_read_notes",
+    "can_access_webapp",
+    "can_access_reports",
+    "can_read_stream_ids",
+    "can_access_companion",
+    "can_access_datablock",
+    "can_read_stream_data",
+    "can_read_device_locations",
+    "can_read_device_properties",
+}
+_MEMBER = _READ | {
+    "can_modify_device",
+    "can_modify_stream_ids",
+    "can_create_stream_data",
+    "can_modify_device_properties",
+}
+_ADMIN = set(_ALL) - {"can_manage_ota", "can_create_stream_ids", "can_delete_org"}
+PERMISSIONS: dict[str, dict[str, bool]] = {
+    role: {name: name in granted for name in _ALL}
+    for role, granted in {
+        "a0": _ADMIN | {"can_delete_org"},
+        "a1": _ADMIN,
+        "m1": _MEMBER,
+        "r1": _READ,
+    }.items()
+}
+
+
+@dataclass
+class AppState:
+    engine: Engine
+    jwt: JwtCodec
+    data_dir: Path
+    stage: str = "local"
+    request_count: int = 0
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads (SQLite: a deferred transaction, no write lock)."""
+        with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One transaction: committed whole, or rolled back whole on any error."""
+        with self.engine.begin() as conn:
+            yield conn
+
+
+def state(request: Request) -> AppState:
+    result: AppState = request.app.state.iotile
+    return result
+
+
+@dataclass
+class Principal:
+    """Who is calling: a user, or a device acting through its own token (``a-jwt``)."""
+
+    user: Row[Any] | None
+    device_scope: int | None = None
+    staff_arg: bool = False
+    _roles: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return self.user is not None
+
+    @property
+    def user_id(self) -> int:
+        assert self.user is not None
+        return int(self.user.id)
+
+    @property
+    def is_staff(self) -> bool:
+        return bool(self.user is not None and self.user.is_staff)
+
+    @property
+    def staff_view(self) -> bool:
+        """Staff see everything, but only when they ask with ``?staff=1``."""
+        return self.is_staff and self.staff_arg
+
+    def role(self, conn: Connection, org_id: str | None) -> str | None:
+        if self.user is None or org_id is None:
+            return None
+        if org_id not in self._roles:
+            self._roles[org_id] = conn.execute(
+                sa.select(db.memberships.c.role).where(
+                    db.memberships.c.org_id == org_id,
+                    db.memberships.c.user_id == self.user.id,
+                    db.memberships.c.is_active.is_(True),
+                )
+            ).scalar()
+        return self._roles[org_id]
+
+    def can_read(self, conn: Connection, org_id: str | None) -> bool:
+        return self.is_staff or self.role(conn, org_id) is not None
+
+    def can_write_data(self, conn: Connection, org_id: str | None) -> bool:
+        return self.is_staff or self.role(conn, org_id) in WRITE_ROLES
+
+    def can_admin(self, conn: Connection, org_id: str | None) -> bool:
+        return self.is_staff or self.role(conn, org_id) in ADMIN_ROLES
+
+    def org_filter(self, column: Any) -> Any:
+        """A WHERE clause limiting ``column`` (an org id) to the caller's orgs."""
+        if self.staff_view:
+            return sa.true()
+        if self.user is None:
+            return sa.false()
+        return column.in_(
+            sa.select(db.memberships.c.org_id).where(
+                db.memberships.c.user_id == self.user.id, db.memberships.c.is_active.is_(True)
+            )
+        )
+
+    def check_device(self, device_id: int) -> None:
+        """A device token may only act for its own device."""
+        if self.device_scope is not None and self.device_scope != device_id:
+            raise APIError(403, {"detail": "This device token may only act for its own device."})
+
+
+def _authenticate(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    staff_arg = flag(request, "staff")
+    if not header.strip():
+        return Principal(user=None, staff_arg=staff_arg)
+    scheme, _, credential = header.strip().partition(" ")
+    scheme = scheme.lower()
+    credential = credential.strip()
+    app = state(request)
+    unauthorized = {"WWW-Authenticate": 'JWT realm="api"'}
+    if not credential:
+        raise APIError(401, {"detail": "Invalid Authorization header. No credentials provided."}, unauthorized)
+    device_scope = None
+    with app.read() as conn:
+        if scheme in ("jwt", "bearer", "a-jwt"):
+            try:
+                payload = app.jwt.decode(credential)
+            except TokenError as error:
+                raise APIError(401, {"detail": str(error)}, unauthorized) from None
+            if scheme == "a-jwt" or payload.get("type") == "a-jwt":
+                if payload.get("type") != "a-jwt" or not isinstance(payload.get("device"), int):
+                    raise APIError(401, {"detail": "Error decoding signature."}, unauthorized)
+                device_scope = int(payload["device"])
+            user = conn.execute(sa.select(db.users).where(db.users.c.id == payload.get("user_id"))).first()
+        elif scheme == "token":
+            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == credential)).first()
+            if user is None:
+                raise APIError(401, {"detail": "Invalid token."}, unauthorized)
+        else:
+            raise APIError(401, {"detail": "Authentication credentials were not provided."}, unauthorized)
+    if user is None:
+        raise APIError(401, {"detail": "Invalid signature."}, unauthorized)
+    if not user.is_active:
+        raise APIError(401, {"detail": "User inactive or deleted."}, unauthorized)
+    return Principal(user=user, device_scope=device_scope, staff_arg=staff_arg)
+
+
+def optional_user(request: Request) -> Principal:
+    return _authenticate(request)
+
+
+def current_user(request: Request) -> Principal:
+    """Dependency: an authenticated caller (401 otherwise)."""
+    principal = _authenticate(request)
+    if not principal.is_authenticated:
+        raise not_authenticated()
+    return principal
+
+
+def user_only(request: Request) -> Principal:
+    """Dependency: an authenticated user acting as themselves (device tokens refused)."""
+    principal = current_user(request)
+    if principal.device_scope is not None:
+        raise APIError(403, {"detail": "A device token cannot be used for this action."})
+    return principal

@@ -1,0 +1,531 @@
+"""Stream data (``/data/``, ``/stream/<slug>/data/``, ``/df/``) and events (``/event/``)."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import FileResponse, Response
+from sqlalchemy.engine import Connection, Row
+
+from iotile_cloud.server import db, model
+from iotile_cloud.server.context import Principal, current_user, state
+from iotile_cloud.server.db import iso
+from iotile_cloud.server.http import (
+    JSON,
+    LARGE,
+    REQUIRED,
+    SUPER_LARGE,
+    APIError,
+    Fields,
+    Pager,
+    as_object,
+    forbidden,
+    json_body,
+    not_found,
+    parse_bool,
+    query_datetime,
+)
+from iotile_cloud.server.routes.streams import stream_by_slug
+from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
+
+router = APIRouter()
+Body = Any
+MAX_LASTN = 100_000
+_FULL_DEVICE = re.compile(r"^d--[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}$")
+
+
+# -- which streams a filter selects ----------------------------------------------------------------
+
+
+def _illegal(what: str, why: str) -> APIError:
+    return APIError(400, {"detail": f"Illegal filter argument format ({what}). {why}"})
+
+
+def filter_streams(conn: Connection, principal: Principal, text: str | None) -> list[Row[Any]]:
+    """The visible streams a ``filter=`` selects: ``s--`` one, ``d--`` a device's, ``v--`` a variable's.
+
+    Unknown or foreign selections give no streams (the original answered 200 with nothing).
+    """
+    if not text:
+        return []
+    kind = text[:3].lower()
+    query = sa.select(db.streams).join(db.projects, db.projects.c.id == db.streams.c.project_id)
+    if kind == "s--":
+        try:
+            slug = IOTileStreamSlug(text)
+        except ValueError:
+            raise _illegal("Illegal Stream", "Stream slug must have three terms: s--<prj>--<dev>--<var>") from None
+        query = query.where(db.streams.c.slug == str(slug))
+    elif kind == "d--":
+        try:
+            device = IOTileDeviceSlug(text)
+        except ValueError:
+            raise _illegal("Illegal Device", "Expected d--XXXX-XXXX-XXXX-XXXX") from None
+        if not _FULL_DEVICE.match(text):
+            return []  # the original matched the slug text exactly: short forms select nothing
+        query = query.where(db.streams.c.device_id == device.get_id())
+    elif kind == "v--":
+        try:
+            var = IOTileVariableSlug(text)
+        except ValueError:
+            raise _illegal("Illegal Variable", "Expected v--<prj>--<var>") from None
+        query = query.where(
+            db.projects.c.gid == var.get_project_slug().get_id(),
+            db.streams.c.variable_id.in_(sa.select(db.variables.c.id).where(db.variables.c.lid == var.get_lid())),
+        )
+    elif kind in ("p--", "b--"):
+        return []
+    else:
+        raise _illegal("Unknown", "Expected a s--, d-- or v-- slug")
+    rows = conn.execute(query.add_columns(db.projects.c.org_id.label("org_id"))).all()
+    visible = [r for r in rows if principal.can_read(conn, r.org_id)]
+    if principal.device_scope is not None:
+        visible = [r for r in visible if r.device_id == principal.device_scope]
+    return visible
+
+
+def _range_query(request: Request, table: sa.Table, pks: Sequence[int]) -> sa.Select[Any]:
+    query = sa.select(table).where(table.c.stream_pk.in_(pks) if len(pks) != 1 else table.c.stream_pk == pks[0])
+    start = query_datetime(request, "start")
+    end = query_datetime(request, "end")
+    if start is not None:
+        query = query.where(table.c.ts >= start)
+    if end is not None:
+        query = query.where(table.c.ts < end)
+    params = request.query_params
+    for name, op in (("streamer_id_min", "__ge__"), ("streamer_id_max", "__le__")):
+        if params.get(name):
+            try:
+                bound = int(params[name])
+            except ValueError:
+                raise APIError(400, {"detail": f"{name} must be an integer"}) from None
+            query = query.where(getattr(table.c.streamer_local_id, op)(bound))
+    return query
+
+
+def lastn(request: Request) -> int | None:
+    raw = request.query_params.get("lastn")
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= MAX_LASTN:
+        raise APIError(400, {"detail": f"lastn must be an integer between 1 and {MAX_LASTN}"})
+    return value
+
+
+def paged_rows(
+    conn: Connection, request: Request, table: sa.Table, pks: Sequence[int], size_class: tuple[int, int]
+) -> tuple[Pager, int, list[Row[Any]]]:
+    """Count and fetch one page, ordered by time (``lastn``: the newest N, still ascending)."""
+    pager = Pager(request, size_class)
+    if not pks:
+        return pager, 0, []
+    query = _range_query(request, table, pks)
+    order: tuple[Any, ...] = (table.c.ts, table.c.id)
+    n = lastn(request)
+    if n is not None:
+        newest = query.order_by(table.c.ts.desc(), table.c.id.desc()).limit(n).subquery()
+        query = sa.select(newest)
+        order = (newest.c.ts, newest.c.id)
+    count = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
+    pager.check(count)
+    rows = list(conn.execute(query.order_by(*order).offset(pager.offset).limit(pager.size))) if count else []
+    return pager, count, rows
+
+
+def _stream_info(stream: Row[Any], conn: Connection) -> dict[str, Any]:
+    project = conn.execute(sa.select(db.projects.c.gid).where(db.projects.c.id == stream.project_id)).scalar_one()
+    lid = int(stream.slug.rsplit("--", 1)[1], 16)
+    return {
+        "stream": stream.slug,
+        "project": f"p--{int2pid(project)}",
+        "device": f"d--{int2did(stream.device_id or 0)}",
+        "variable": f"v--{int2pid(project)}--{lid:04x}",
+    }
+
+
+def data_item(row: Any, info: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        **info,
+        "type": row.type,
+        "device_timestamp": row.device_timestamp,
+        "timestamp": iso(row.ts),
+        "int_value": row.int_value,
+        "value": row.value,
+        "streamer_local_id": row.streamer_local_id,
+        "dirty_ts": bool(row.dirty_ts),
+        "status": row.status,
+    }
+
+
+# -- GET /data/ ---------------------------------------------------------------------------------
+
+
+@router.get("/data/", summary="Data points of a stream, device or variable: ?filter=s--|d--|v--")
+def data_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    with state(request).read() as conn:
+        streams = filter_streams(conn, principal, request.query_params.get("filter"))
+        infos = {s.pk: _stream_info(s, conn) for s in streams}
+        pager, count, rows = paged_rows(conn, request, db.data, list(infos), LARGE)
+        return JSON(pager.body(count, [data_item(r, infos[r.stream_pk]) for r in rows]))
+
+
+@router.get("/stream/{slug}/data/", summary="Data of one stream with output values")
+def stream_data(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    with state(request).read() as conn:
+        stream = stream_by_slug(conn, principal, slug)
+        conv = model.converter(conn, stream)
+        pager, count, rows = paged_rows(conn, request, db.data, [stream.pk], SUPER_LARGE)
+        results = []
+        for r in rows:
+            output = conv.output(r.value)
+            results.append(
+                {
+                    "type": r.type,
+                    "timestamp": iso(r.ts),
+                    "int_value": r.int_value,
+                    "value": r.value,
+                    "display_value": conv.display(output, r.value),
+                    "output_value": output,
+                    "streamer_local_id": r.streamer_local_id,
+                }
+            )
+        return JSON(pager.body(count, results))
+
+
+# -- POST /data/ --------------------------------------------------------------------------------
+
+
+def _point_fields(item: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    """Validate one posted point; (values, errors)."""
+    if not isinstance(item, dict):
+        return None, {"non_field_errors": ["Invalid data. Expected a dictionary."]}
+    fields = Fields(item)
+    stream = fields.text("stream", required=True, allow_blank=False, max_length=64)
+    ts = fields.datetime("timestamp", required=True)
+    int_value = fields.integer("int_value", min_value=-(1 << 63), max_value=(1 << 63) - 1)
+    value = fields.number("value")
+    kind = fields.choice("type", ["Num", "ITR"])
+    device_ts = fields.integer("device_timestamp", min_value=0, max_value=(1 << 63) - 1)
+    local_id = fields.integer("streamer_local_id", default=0, min_value=0, max_value=(1 << 63) - 1)
+    dirty = fields.boolean("dirty_ts", default=False)
+    status = fields.choice("status", ["unk", "cln", "drt", "utc"], default="unk")
+    if fields.errors:
+        return None, fields.errors
+    if "int_value" in item and item["int_value"] is not None and "value" in item and item["value"] is not None:
+        return None, {"non_field_errors": ["Only int_value or value should be used"]}
+    if int_value is None and value is None:
+        return None, {"non_field_errors": ["Either int_value or value should be used"]}
+    if value is not None and kind != "ITR":
+        return None, {"non_field_errors": ["type should be 'ITR' or None if value is used"]}
+    if int_value is not None and kind not in (None, "Num"):
+        return None, {"non_field_errors": ["type should be 'Num' if int_value is used"]}
+    return {
+        "stream": stream,
+        "ts": ts,
+        "int_value": int_value,
+        "value": value,
+        "device_timestamp": device_ts,
+        "streamer_local_id": local_id,
+        "dirty_ts": dirty,
+        "status": status,
+    }, {}
+
+
+def writable_stream(conn: Connection, principal: Principal, slug: str, cache: dict[str, Any]) -> Any:
+    if slug not in cache:
+        try:
+            normal = str(IOTileStreamSlug(slug))
+        except ValueError:
+            raise not_found() from None
+        row = conn.execute(sa.select(db.streams).where(db.streams.c.slug == normal)).first()
+        if row is None:
+            raise not_found()
+        org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == row.project_id)).scalar_one()
+        if not principal.can_write_data(conn, org_id):
+            raise forbidden()
+        if principal.device_scope is not None and row.device_id != principal.device_scope:
+            raise forbidden()
+        cache[slug] = (row, model.converter(conn, row))
+    return cache[slug]
+
+
+@router.post("/data/", status_code=201, summary="Add one point or a list of points (members)")
+def data_create(
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+) -> Response:
+    many = isinstance(body, list)
+    items = body if many else [as_object(body)]
+    checked = [_point_fields(item) for item in items]
+    if any(errors for _, errors in checked):
+        errors = [e for _, e in checked]
+        raise APIError(400, errors if many else errors[0])
+    with state(request).write() as conn:
+        cache: dict[str, Any] = {}
+        rows = []
+        for values, _ in checked:
+            assert values is not None
+            stream, conv = writable_stream(conn, principal, values.pop("stream"), cache)
+            if values["int_value"] is not None:
+                values["value"], values["type"] = conv.value(values["int_value"])
+            else:
+                values["type"] = "ITR"
+            rows.append({"stream_pk": stream.pk, **values})
+        if not rows:
+            return JSON({"count": 0}, status_code=201)
+        if many:
+            conn.execute(sa.insert(db.data), rows)
+            return JSON({"count": len(rows)}, status_code=201)
+        new_id = db.new_id(conn.execute(sa.insert(db.data).values(**rows[0])))
+        row = conn.execute(sa.select(db.data).where(db.data.c.id == new_id)).one()
+        stream = next(iter(cache.values()))[0]
+        return JSON(data_item(row, _stream_info(stream, conn)), status_code=201)
+
+
+def _data_point(conn: Connection, principal: Principal, point_id: int, write: bool) -> tuple[Any, Any]:
+    row = conn.execute(sa.select(db.data).where(db.data.c.id == point_id)).first()
+    if row is None:
+        raise not_found()
+    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == row.stream_pk)).one()
+    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
+    allowed = principal.can_write_data(conn, org_id) if write else principal.can_read(conn, org_id)
+    if not allowed:
+        raise forbidden()
+    return row, stream
+
+
+@router.get("/data/{point_id}/", summary="One data point")
+def data_detail(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    with state(request).read() as conn:
+        row, stream = _data_point(conn, principal, point_id, write=False)
+        return JSON(data_item(row, _stream_info(stream, conn)))
+
+
+@router.put("/data/{point_id}/", summary="Replace one data point (members)")
+@router.patch("/data/{point_id}/", summary="Change one data point (members)")
+def data_update(
+    point_id: int, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+) -> Response:
+    payload = as_object(body)
+    with state(request).write() as conn:
+        row, stream = _data_point(conn, principal, point_id, write=True)
+        if request.method == "PUT":
+            missing = {k: [REQUIRED] for k in ("stream", "timestamp") if payload.get(k) is None}
+            if missing:
+                raise APIError(400, missing)
+        merged = {
+            "stream": stream.slug,
+            "timestamp": iso(row.ts),
+            "streamer_local_id": row.streamer_local_id,
+            "device_timestamp": row.device_timestamp,
+            "dirty_ts": row.dirty_ts,
+            "status": row.status,
+        }
+        if "int_value" not in payload and "value" not in payload:
+            merged.update(
+                {"int_value": row.int_value} if row.int_value is not None else {"value": row.value, "type": "ITR"}
+            )
+        merged.update(payload)
+        values, errors = _point_fields(merged)
+        if errors:
+            raise APIError(400, errors)
+        assert values is not None
+        target, conv = writable_stream(conn, principal, values.pop("stream"), {})
+        if values["int_value"] is not None:
+            values["value"], values["type"] = conv.value(values["int_value"])
+        else:
+            values["type"] = "ITR"
+        conn.execute(sa.update(db.data).where(db.data.c.id == row.id).values(stream_pk=target.pk, **values))
+        row = conn.execute(sa.select(db.data).where(db.data.c.id == row.id)).one()
+        return JSON(data_item(row, _stream_info(target, conn)))
+
+
+@router.delete("/data/{point_id}/", status_code=204, summary="Delete one data point (members)")
+def data_delete(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    with state(request).write() as conn:
+        row, _ = _data_point(conn, principal, point_id, write=True)
+        conn.execute(sa.delete(db.data).where(db.data.c.id == row.id))
+    return Response(status_code=204)
+
+
+# -- /df/ ---------------------------------------------------------------------------------------
+
+
+@router.get("/df/", summary="A stream's data as one table: ?filter=s--...&format=csv|json[&apply_mdo=1]")
+def data_frame(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    params = request.query_params
+    text = params.get("filter", "")
+    if not text.lower().startswith("s--"):
+        raise APIError(400, {"detail": "filter argument with a stream slug (s--...) is required"})
+    fmt = params.get("format", "csv")
+    if fmt not in ("csv", "json"):
+        raise APIError(400, {"detail": "format must be csv or json"})
+    apply_mdo = parse_bool(params.get("apply_mdo", "")) is True
+    with state(request).read() as conn:
+        streams = filter_streams(conn, principal, text)
+        if not streams:
+            raise not_found()
+        stream = streams[0]
+        conv = model.converter(conn, stream)
+        query = _range_query(request, db.data, [stream.pk]).with_only_columns(db.data.c.ts, db.data.c.value)
+        rows = conn.execute(query.order_by(db.data.c.ts, db.data.c.id)).all()
+    values = [(iso(ts), conv.output(v) if apply_mdo else v) for ts, v in rows]
+    if fmt == "json":
+        return JSON([{"timestamp": t, "value": v} for t, v in values])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["timestamp", "value"])
+    writer.writerows(values)
+    return Response(out.getvalue(), media_type="text/csv")
+
+
+# -- events -------------------------------------------------------------------------------------
+
+
+def _event_info(stream: Row[Any], conn: Connection) -> dict[str, Any]:
+    return _stream_info(stream, conn)
+
+
+@router.get("/event/", summary="Events of a stream or device: ?filter=s--|d--")
+def event_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    from iotile_cloud.server import serialize
+
+    with state(request).read() as conn:
+        streams = filter_streams(conn, principal, request.query_params.get("filter"))
+        infos = {s.pk: _event_info(s, conn) for s in streams}
+        pager, count, rows = paged_rows(conn, request, db.events, list(infos), LARGE)
+        return JSON(pager.body(count, [serialize.event(r, infos[r.stream_pk]) for r in rows]))
+
+
+def _event_fields(item: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    if not isinstance(item, dict):
+        return None, {"non_field_errors": ["Invalid data. Expected a dictionary."]}
+    fields = Fields(item)
+    stream = fields.text("stream", required=True, allow_blank=False, max_length=64)
+    ts = fields.datetime("timestamp", required=True)
+    device_ts = fields.integer("device_timestamp", min_value=0, max_value=(1 << 63) - 1)
+    local_id = fields.integer("streamer_local_id", default=0, min_value=0, max_value=(1 << 63) - 1)
+    dirty = fields.boolean("dirty_ts", default=False)
+    status = fields.choice("status", ["unk", "cln", "drt", "utc"], default="unk")
+    extra = item.get("extra_data")
+    if extra is None:
+        extra = {}
+    if not isinstance(extra, dict):
+        fields.error("extra_data", "extra_data must be a valid dictionary object")
+    raw = item.get("data")
+    if raw is not None and not isinstance(raw, (dict, list)):
+        fields.error("data", "data must be a JSON object or list")
+    if fields.errors:
+        return None, fields.errors
+    return {
+        "stream": stream,
+        "ts": ts,
+        "device_timestamp": device_ts,
+        "streamer_local_id": local_id,
+        "dirty_ts": dirty,
+        "status": status,
+        "extra_data": orjson.dumps(extra).decode(),
+        "raw": raw,
+    }, {}
+
+
+def event_dir(request: Request) -> Path:
+    path = state(request).data_dir / "events"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def insert_event(
+    conn: Connection, values: dict[str, Any], stream_pk: int, folder: Path, raw: bytes | None = None, ext: str = "json"
+) -> int:
+    """Store an event; its attached data goes to ``<data dir>/events/<id>.<ext>``."""
+    event_id = int(db.new_id(conn.execute(sa.insert(db.events).values(stream_pk=stream_pk, ext=ext, **values))))
+    if raw is not None:
+        name = f"{event_id}.{ext}"
+        (folder / name).write_bytes(raw)
+        conn.execute(sa.update(db.events).where(db.events.c.id == event_id).values(data_path=f"events/{name}"))
+    return event_id
+
+
+@router.post("/event/", status_code=201, summary="Add one event or a list of events (members)")
+def event_create(
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+) -> Response:
+    from iotile_cloud.server import serialize
+
+    many = isinstance(body, list)
+    items = body if many else [as_object(body)]
+    checked = [_event_fields(item) for item in items]
+    if any(errors for _, errors in checked):
+        errors = [e for _, e in checked]
+        raise APIError(400, errors if many else errors[0])
+    folder = event_dir(request)
+    with state(request).write() as conn:
+        cache: dict[str, Any] = {}
+        ids = []
+        for values, _ in checked:
+            assert values is not None
+            stream, _conv = writable_stream(conn, principal, values.pop("stream"), cache)
+            raw = values.pop("raw")
+            ids.append(
+                (insert_event(conn, values, stream.pk, folder, orjson.dumps(raw) if raw is not None else None), stream)
+            )
+        if many:
+            return JSON({"count": len(ids)}, status_code=201)
+        event_id, stream = ids[0]
+        row = conn.execute(sa.select(db.events).where(db.events.c.id == event_id)).one()
+        return JSON(serialize.event(row, _event_info(stream, conn)), status_code=201)
+
+
+def _event_id(raw: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise APIError(400, {"detail": "Bad Request: Expected an integer database ID"}) from None
+
+
+def _readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
+    row = conn.execute(sa.select(db.events).where(db.events.c.id == _event_id(raw_id))).first()
+    if row is None:
+        raise not_found()
+    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == row.stream_pk)).one()
+    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
+    if not principal.can_read(conn, org_id):
+        raise forbidden()
+    return row, stream
+
+
+@router.get("/event/{event_id}/", summary="One event")
+def event_detail(event_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    from iotile_cloud.server import serialize
+
+    with state(request).read() as conn:
+        row, stream = _readable_event(conn, principal, event_id)
+        return JSON(serialize.event(row, _event_info(stream, conn)))
+
+
+@router.get("/event/{event_id}/data/", summary="The data file attached to an event")
+def event_data(event_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    with state(request).read() as conn:
+        row, _ = _readable_event(conn, principal, event_id)
+    if not row.data_path:
+        raise APIError(404, {"error": "Event has no data"})
+    path = state(request).data_dir / row.data_path
+    if not path.is_file():
+        raise APIError(404, {"error": "Event has no data"})
+    if path.suffix == ".gz":
+        return Response(gzip.decompress(path.read_bytes()), media_type="application/json")
+    return FileResponse(path, media_type="application/json")

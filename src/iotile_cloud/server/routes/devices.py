@@ -1,0 +1,544 @@
+"""Devices (staff create, claim, unclaim, extra, key), their properties and streamers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from sqlalchemy.engine import Connection
+
+from iotile_cloud.server import catalog, db, model, serialize
+from iotile_cloud.server.context import Principal, current_user, state, user_only
+from iotile_cloud.server.http import (
+    JSON,
+    LARGE,
+    STANDARD,
+    APIError,
+    Fields,
+    Pager,
+    as_object,
+    device_slug_or_none,
+    flag,
+    forbidden,
+    json_body,
+    not_found,
+    parse_bool,
+    restricted,
+)
+from iotile_cloud.server.routes.orgs import find_project
+from iotile_cloud.server.serialize import Lookup
+from iotile_cloud.utils.gid import IOTileDeviceSlug, int2did
+
+router = APIRouter()
+Body = Any
+
+
+def device_id_of(slug: str) -> int:
+    try:
+        return IOTileDeviceSlug(slug).get_id()
+    except ValueError:
+        raise not_found() from None
+
+
+def readable_device(conn: Connection, principal: Principal, slug: str) -> Any:
+    """404 when unknown; 403 when it exists outside the caller's orgs (as the original did)."""
+    row = conn.execute(sa.select(db.devices).where(db.devices.c.id == device_id_of(slug))).first()
+    if row is None:
+        raise not_found()
+    principal.check_device(row.id)
+    if not principal.can_read(conn, row.org_id):
+        raise forbidden()
+    return row
+
+
+# -- list, create, detail -------------------------------------------------------------------------
+
+
+@router.get("/device/", summary="Devices of your organisations (active ones unless ?all=1)")
+def device_list(request: Request, principal: Principal = Depends(user_only)) -> Response:
+    params = request.query_params
+    query = sa.select(db.devices).where(principal.org_filter(db.devices.c.org_id))
+    if not (flag(request, "all") or principal.staff_view):
+        query = query.where(db.devices.c.active.is_(True))
+    pager = Pager(request, LARGE)
+    with state(request).read() as conn:
+        if params.get("project"):
+            project = find_project(conn, params["project"])
+            query = query.where(db.devices.c.project_id == (project.id if project else None))
+        org_slug = params.get("org__slug") or params.get("org")
+        if org_slug:
+            query = query.where(db.devices.c.org_id.in_(sa.select(db.orgs.c.id).where(db.orgs.c.slug == org_slug)))
+        if params.get("external_id"):
+            query = query.where(db.devices.c.external_id == params["external_id"])
+        claimed = parse_bool(params.get("claimed", "")) if params.get("claimed") else None
+        if claimed is not None:
+            query = query.where(db.devices.c.project_id.isnot(None) if claimed else db.devices.c.project_id.is_(None))
+        if params.get("sg"):
+            query = query.where(db.devices.c.sg == params["sg"])
+        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        lk = Lookup(conn)
+        return pager.respond(
+            count,
+            lambda off, lim: [
+                serialize.device(r, lk) for r in conn.execute(query.order_by(db.devices.c.id).offset(off).limit(lim))
+            ],
+        )
+
+
+@router.post("/device/", status_code=201, summary="Create a device (staff, with ?staff=1)")
+def device_create(
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    if not principal.staff_view:
+        raise restricted()
+    fields = Fields(as_object(body))
+    label = fields.text("label", default="", max_length=100) or ""
+    template = fields.text("template", required=True, allow_blank=False)
+    sg = fields.text("sg")
+    external_id = fields.text("external_id", default="", max_length=128) or ""
+    active = fields.boolean("active", default=True)
+    wanted = fields.text("slug")
+    fields.check()
+    if template not in catalog.DEVICE_TEMPLATES:
+        fields.error("template", f"Object with slug={template} does not exist.")
+    if sg is not None and sg not in catalog.SENSOR_GRAPHS:
+        fields.error("sg", f"Object with slug={sg} does not exist.")
+    device_id = None
+    if wanted is not None:
+        slug = device_slug_or_none(wanted)
+        if slug is None or not 0 < slug.get_id() < 1 << 48:
+            fields.error("slug", "Enter a device slug like d--0000-0000-0000-00ab.")
+        else:
+            device_id = slug.get_id()
+    fields.check()
+    with state(request).write() as conn:
+        if device_id is None:
+            device_id = (conn.execute(sa.select(sa.func.max(db.devices.c.id))).scalar() or 0) + 1
+        elif conn.execute(sa.select(db.devices.c.id).where(db.devices.c.id == device_id)).first():
+            raise APIError(400, {"slug": ["Device with this slug already exists."]})
+        conn.execute(
+            sa.insert(db.devices).values(
+                id=device_id,
+                label=label or f"Device ({int2did(device_id)[-4:]})",
+                active=active,
+                external_id=external_id,
+                sg=sg,
+                template=template,
+                state="N1",
+                created_on=db.now_us(),
+            )
+        )
+        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == device_id)).one()
+        return JSON(serialize.device(row, Lookup(conn)), status_code=201)
+
+
+@router.get("/device/{slug}/", summary="One device")
+def device_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    with state(request).read() as conn:
+        return JSON(serialize.device(readable_device(conn, principal, slug), Lookup(conn)))
+
+
+@router.patch("/device/{slug}/", summary="Change a device's label, location or state (members)")
+@router.put("/device/{slug}/", include_in_schema=False)
+def device_update(
+    slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    fields = Fields(as_object(body))
+    with state(request).write() as conn:
+        row = readable_device(conn, principal, slug)
+        if not principal.can_write_data(conn, row.org_id):
+            raise forbidden()
+        values: dict[str, Any] = {}
+        for name, max_length in (("label", 100), ("external_id", 128)):
+            if name in fields.body:
+                values[name] = fields.text(name, max_length=max_length) or ""
+        for name in ("lat", "lon"):
+            if name in fields.body:
+                values[name] = fields.number(name)
+        if "active" in fields.body:
+            values["active"] = fields.boolean("active")
+        if "state" in fields.body:
+            values["state"] = fields.choice("state", ["N0", "N1", "B0", "B1"])
+        fields.check()
+        if values:
+            conn.execute(sa.update(db.devices).where(db.devices.c.id == row.id).values(**values))
+        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == row.id)).one()
+        return JSON(serialize.device(row, Lookup(conn)))
+
+
+@router.delete("/device/{slug}/", status_code=204, summary="Delete a device (staff, with ?staff=1)")
+def device_delete(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    if not principal.staff_view:
+        raise restricted()
+    with state(request).write() as conn:
+        row = readable_device(conn, principal, slug)
+        conn.execute(sa.delete(db.properties).where(db.properties.c.target == f"d--{int2did(row.id)}"))
+        conn.execute(sa.delete(db.devices).where(db.devices.c.id == row.id))
+    return Response(status_code=204)
+
+
+# -- claim / unclaim --------------------------------------------------------------------------------
+
+
+@router.post("/device/claimable/", status_code=202, summary="Which of these devices can be claimed")
+def device_claimable(
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    payload = as_object(body)
+    slugs = payload.get("slugs")
+    if not isinstance(slugs, list) or not all(isinstance(s, str) for s in slugs):
+        raise APIError(400, {"slugs": ["Expected a list of device slugs."]})
+    results = []
+    with state(request).read() as conn:
+        for text in slugs[:1000]:
+            slug = device_slug_or_none(text)
+            row = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
+            if row is not None:
+                results.append({"slug": f"d--{int2did(row.id)}", "claimable": row.project_id is None})
+    return JSON({"count": len(results), "results": results}, status_code=202)
+
+
+@router.post("/device/claim/", status_code=202, summary="Claim a device into a project (org admins)")
+def device_claim(
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    fields = Fields(as_object(body))
+    device_ref = fields.text("device", required=True, allow_blank=False)
+    project_ref = fields.text("project", required=True, allow_blank=False)
+    fields.check()
+    with state(request).write() as conn:
+        project = find_project(conn, str(project_ref))
+        if project is None:
+            from iotile_cloud.server.http import is_uuid, project_slug_or_none
+
+            if is_uuid(str(project_ref)) or project_slug_or_none(str(project_ref)):
+                raise forbidden("No claim permissions")
+            raise APIError(400, {"detail": "Project is not a Valid Slug or UUID"})
+        if not principal.can_admin(conn, project.org_id):
+            raise forbidden("No claim permissions")
+        slug = device_slug_or_none(str(device_ref))
+        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
+        if device is None:
+            raise APIError(
+                400,
+                {"detail": "Device is not claimable"} if slug else {"device": [f"Illegal device slug {device_ref!r}"]},
+            )
+        if device.project_id is not None:
+            raise APIError(400, {"detail": "Device is not claimable"})
+        now = db.now_us()
+        conn.execute(
+            sa.update(db.devices)
+            .where(db.devices.c.id == device.id)
+            .values(
+                project_id=project.id, org_id=project.org_id, claimed_by=principal.user_id, claimed_on=now, active=True
+            )
+        )
+        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == device.id)).one()
+        model.apply_sensor_graph(conn, device, project, principal.user_id)
+        return JSON(
+            {
+                "claimed": True,
+                "device": f"d--{int2did(device.id)}",
+                "project": f"p--{serialize.int2pid(project.gid)}",
+                "project_id": project.id,
+            },
+            status_code=202,
+        )
+
+
+@router.post("/device/{slug}/unclaim/", status_code=202, summary="Release a device from its project")
+def device_unclaim(
+    slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    fields = Fields(as_object(body))
+    label = fields.text("label", max_length=100)
+    clean_streams = fields.boolean("clean_streams", default=False)
+    fields.check()
+    with state(request).write() as conn:
+        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == device_id_of(slug))).first()
+        if row is None:
+            raise not_found()
+        if not principal.can_admin(conn, row.org_id):
+            raise forbidden("No unclaim permissions")
+        if row.project_id is None:
+            raise APIError(400, {"detail": "Device is not claimed"})
+        device_slug = f"d--{int2did(row.id)}"
+        if clean_streams:
+            conn.execute(sa.delete(db.streams).where(db.streams.c.device_id == row.id))
+        conn.execute(sa.delete(db.properties).where(db.properties.c.target == device_slug))
+        conn.execute(sa.delete(db.fleet_members).where(db.fleet_members.c.device_id == row.id))
+        conn.execute(
+            sa.update(db.devices)
+            .where(db.devices.c.id == row.id)
+            .values(
+                project_id=None,
+                org_id=None,
+                claimed_by=None,
+                claimed_on=None,
+                label=label or f"Device ({int2did(row.id)[-4:]})",
+            )
+        )
+    return JSON({"unclaimed": device_slug, "msg": f"Unclaimed task was scheduled for {device_slug}"}, status_code=202)
+
+
+# -- extra, key, streamers ----------------------------------------------------------------------
+
+
+@router.get("/device/{slug}/extra/", summary="A device with the data count of each of its streams")
+def device_extra(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    with state(request).read() as conn:
+        row = readable_device(conn, principal, slug)
+        counts = (
+            conn.execute(
+                sa.select(db.streams.c.slug, sa.func.count(db.data.c.id))
+                .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
+                .where(db.streams.c.device_id == row.id, db.streams.c.project_id == row.project_id)
+                .group_by(db.streams.c.slug)
+                .order_by(db.streams.c.slug)
+            ).all()
+            if row.project_id
+            else []
+        )
+        full = serialize.device(row, Lookup(conn))
+        body = {
+            k: full[k] for k in ("id", "slug", "project", "label", "active", "created_on", "claimed_by", "claimed_on")
+        }
+        body["stream_counts"] = {s: {"data_cnt": n, "has_streamid": True} for s, n in counts}
+        return JSON(body)
+
+
+@router.get("/device/{slug}/key/", summary="A device-scoped token: ?type=a-jwt (org members)")
+def device_key(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    key_type = request.query_params.get("type", "")
+    with state(request).read() as conn:
+        row = readable_device(conn, principal, slug)
+        if not principal.can_write_data(conn, row.org_id):
+            raise forbidden()
+    if key_type != "a-jwt":
+        raise APIError(400, {"detail": f"Unsupported key type {key_type!r}: expected ?type=a-jwt"})
+    return JSON({"key": state(request).jwt.issue_device(row.id, principal.user_id)})
+
+
+@router.get("/device/{slug}/streamers/", summary="A device's streamers (plain list)")
+def device_streamers(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    with state(request).read() as conn:
+        row = readable_device(conn, principal, slug)
+        rows = conn.execute(
+            sa.select(db.streamers).where(db.streamers.c.device_id == row.id).order_by(db.streamers.c.index)
+        ).all()
+        return JSON([serialize.streamer(r) for r in rows])
+
+
+@router.get("/device/{slug}/properties/", summary="A device's properties (plain list)")
+def device_properties(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    with state(request).read() as conn:
+        row = readable_device(conn, principal, slug)
+        rows = conn.execute(
+            sa.select(db.properties)
+            .where(db.properties.c.target == f"d--{int2did(row.id)}")
+            .order_by(db.properties.c.name)
+        ).all()
+        return JSON([serialize.prop(r, with_target=False) for r in rows])
+
+
+@router.post("/device/{slug}/new_property/", status_code=201, summary="Add a property to a device")
+def device_new_property(
+    slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    with state(request).write() as conn:
+        row = readable_device(conn, principal, slug)
+        payload = {**as_object(body), "target": f"d--{int2did(row.id)}"}
+        prop = create_property(conn, principal, payload)
+        return JSON(serialize.prop(prop, with_target=False), status_code=201)
+
+
+# -- properties ---------------------------------------------------------------------------------
+
+
+def target_org(conn: Connection, target: str) -> tuple[bool, str | None]:
+    """(exists, org id) of a property target: a ``p--``, ``d--`` or ``b--`` slug."""
+    from iotile_cloud.server.http import project_slug_or_none
+    from iotile_cloud.utils.gid import IOTileBlockSlug
+
+    kind = target[:3].lower()
+    if kind == "d--":
+        slug = device_slug_or_none(target)
+        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
+        return (row is not None, row.org_id if row is not None else None)
+    if kind == "p--":
+        pslug = project_slug_or_none(target)
+        row = conn.execute(sa.select(db.projects).where(db.projects.c.gid == pslug.get_id())).first() if pslug else None
+        return (row is not None, row.org_id if row is not None else None)
+    if kind == "b--":
+        try:
+            block = IOTileBlockSlug(target)
+        except ValueError:
+            return (False, None)
+        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == block.get_id())).first()
+        return (row is not None, row.org_id if row is not None else None)
+    return (False, None)
+
+
+def _normal_target(target: str) -> str:
+    from iotile_cloud.utils.gid import IOTileBlockSlug, IOTileProjectSlug
+
+    kind = target[:3].lower()
+    try:
+        if kind == "d--":
+            return str(IOTileDeviceSlug(target))
+        if kind == "p--":
+            return str(IOTileProjectSlug(target))
+        if kind == "b--":
+            return str(IOTileBlockSlug(target))
+    except ValueError:
+        pass
+    return target
+
+
+def create_property(conn: Connection, principal: Principal, payload: dict[str, Any]) -> Any:
+    fields = Fields(payload)
+    target = fields.text("target", required=True, allow_blank=False, max_length=64)
+    name = fields.text("name", required=True, allow_blank=False, max_length=40)
+    fields.check()
+    target = _normal_target(str(target))
+    exists, org_id = target_org(conn, target)
+    if not exists or not principal.can_read(conn, org_id):
+        raise APIError(400, {"target": [f"Object with slug={target} does not exist."]})
+    if not principal.can_write_data(conn, org_id):
+        raise forbidden()
+    given = [k for k in ("int_value", "str_value", "bool_value") if payload.get(k) is not None]
+    if len(given) != 1:
+        raise APIError(400, {"non_field_errors": ["Only one of int_value, str_value, or bool_value can be used"]})
+    kind = given[0]
+    values: dict[str, Any] = {"type": kind.split("_")[0]}
+    if kind == "int_value":
+        values["int_value"] = fields.integer("int_value", min_value=-(1 << 63), max_value=(1 << 63) - 1)
+    elif kind == "bool_value":
+        values["bool_value"] = fields.boolean("bool_value")
+    else:
+        values["str_value"] = fields.text("str_value", max_length=4096)
+    fields.check()
+    taken = conn.execute(
+        sa.select(db.properties.c.id).where(db.properties.c.target == target, db.properties.c.name == name)
+    ).first()
+    if taken:
+        raise APIError(400, {"non_field_errors": ["The fields target, name must make a unique set."]})
+    prop_id = db.new_id(
+        conn.execute(
+            sa.insert(db.properties).values(target=target, name=name, is_system=False, created_on=db.now_us(), **values)
+        )
+    )
+    return conn.execute(sa.select(db.properties).where(db.properties.c.id == prop_id)).one()
+
+
+@router.get("/property/", summary="Properties of a target (?target=d--... required)")
+def property_list(request: Request, principal: Principal = Depends(user_only)) -> Response:
+    target = request.query_params.get("target")
+    if not target:
+        raise APIError(406, {"detail": "target argument (e.g. target=d--0000-0000-0000-1234) is required"})
+    target = _normal_target(target)
+    pager = Pager(request, STANDARD)
+    with state(request).read() as conn:
+        exists, org_id = target_org(conn, target)
+        if not exists or not principal.can_read(conn, org_id):
+            return pager.respond(0, lambda off, lim: [])
+        query = sa.select(db.properties).where(db.properties.c.target == target)
+        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        return pager.respond(
+            count,
+            lambda off, lim: [
+                serialize.prop(r) for r in conn.execute(query.order_by(db.properties.c.name).offset(off).limit(lim))
+            ],
+        )
+
+
+@router.post("/property/", status_code=201, summary="Add a property to a device, project or block")
+def property_create(
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    with state(request).write() as conn:
+        row = create_property(conn, principal, as_object(body))
+        out = serialize.prop(row)
+        return JSON({k: out[k] for k in ("target", "name", "is_system", "value")}, status_code=201)
+
+
+def _own_property(conn: Connection, principal: Principal, prop_id: int, write: bool) -> Any:
+    row = conn.execute(sa.select(db.properties).where(db.properties.c.id == prop_id)).first()
+    if row is None:
+        raise not_found()
+    _, org_id = target_org(conn, row.target)
+    if not principal.can_read(conn, org_id):
+        raise not_found()
+    if write and not principal.can_write_data(conn, org_id):
+        raise forbidden()
+    return row
+
+
+@router.get("/property/{prop_id}/", summary="One property")
+def property_detail(prop_id: int, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    with state(request).read() as conn:
+        return JSON(serialize.prop(_own_property(conn, principal, prop_id, write=False)))
+
+
+@router.delete("/property/{prop_id}/", status_code=204, summary="Delete a property")
+def property_delete(prop_id: int, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    with state(request).write() as conn:
+        row = _own_property(conn, principal, prop_id, write=True)
+        conn.execute(sa.delete(db.properties).where(db.properties.c.id == row.id))
+    return Response(status_code=204)
+
+
+# -- streamers ----------------------------------------------------------------------------------
+
+
+@router.get("/streamer/", summary="Streamers (acknowledged last_id per device and index); ?device=")
+def streamer_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    device_ref = request.query_params.get("device")
+    query = (
+        sa.select(db.streamers)
+        .join(db.devices, db.devices.c.id == db.streamers.c.device_id)
+        .where(principal.org_filter(db.devices.c.org_id))
+    )
+    if device_ref:
+        try:
+            device_id = IOTileDeviceSlug(device_ref).get_id()
+        except ValueError:
+            raise APIError(400, {"detail": f"Illegal device format. Expected HEX number. Got {device_ref}"}) from None
+        query = query.where(db.streamers.c.device_id == device_id)
+    if principal.device_scope is not None:
+        query = query.where(db.streamers.c.device_id == principal.device_scope)
+    pager = Pager(request, STANDARD)
+    with state(request).read() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        return pager.respond(
+            count,
+            lambda off, lim: [
+                serialize.streamer(r)
+                for r in conn.execute(
+                    query.order_by(db.streamers.c.device_id, db.streamers.c.index).offset(off).limit(lim)
+                )
+            ],
+        )
+
+
+@router.get("/streamer/{slug}/", summary="One streamer: t--<device>--<index>")
+def streamer_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    from iotile_cloud.utils.gid import IOTileStreamerSlug
+
+    try:
+        parsed = IOTileStreamerSlug(slug)
+    except ValueError:
+        raise not_found() from None
+    device_id = IOTileDeviceSlug(parsed.get_device()).get_id()
+    with state(request).read() as conn:
+        readable_device(conn, principal, parsed.get_device())
+        row = conn.execute(
+            sa.select(db.streamers).where(
+                db.streamers.c.device_id == device_id, db.streamers.c.index == int(parsed.get_index(), 16)
+            )
+        ).first()
+        if row is None:
+            raise not_found()
+        return JSON(serialize.streamer(row))

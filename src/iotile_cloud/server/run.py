@@ -1,0 +1,129 @@
+"""Running the server: in the foreground (``iotile-cloud serve``) or in a thread (tests, demo)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from iotile_cloud.server.app import create_app
+
+__all__ = ["serve", "LiveServer", "self_signed_cert"]
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    database_url: str | None = None,
+    data_dir: Path | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve until SIGINT/SIGTERM; uvicorn finishes open requests before it exits."""
+    logging.basicConfig(
+        level=getattr(logging, log_level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    app = create_app(database_url, data_dir)
+    # Our middleware logs one line per request; uvicorn's own access log would double it.
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off")
+
+
+def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
+    """A throwaway certificate for ``host`` (the ``mock_cloud`` fixture serves HTTPS with it)."""
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = dt.datetime.now(dt.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(days=1))
+        .not_valid_after(now + dt.timedelta(days=30))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host)), x509.DNSName("localhost")]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    key_path, cert_path = folder / "key.pem", folder / "cert.pem"
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
+
+
+class LiveServer:
+    """A real server on a free loopback port, in a background thread.
+
+    >>> with LiveServer(data_dir=tmp) as server:
+    ...     Api(server.url).login(...)
+    """
+
+    def __init__(
+        self, data_dir: Path, database_url: str | None = None, *, ssl: bool = False, log_level: str = "warning"
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.app = create_app(database_url, self.data_dir)
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self.port = self._sock.getsockname()[1]
+        options: dict[str, Any] = {}
+        if ssl:
+            key, cert = self_signed_cert(self.data_dir / "tls")
+            options = {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
+        self.scheme = "https" if ssl else "http"
+        config = uvicorn.Config(
+            self.app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=5, **options
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, name=f"iotile-cloud-{self.port}", daemon=True
+        )
+
+    @property
+    def url(self) -> str:
+        """The domain to hand to ``Api`` / ``Client`` (no ``/api/v1``)."""
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def engine(self) -> Any:
+        return self.app.state.iotile.engine
+
+    def start(self) -> LiveServer:
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("The local IOTile Cloud server did not start")
+            time.sleep(0.01)
+        return self
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._sock.close()
+        self.engine.dispose()
+
+    def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,119 @@
+"""``StreamData``, ``RawData`` and ``StreamRawData``: every page of stream data as a list of dicts.
+
+Compatible with 0.9.14 (``initialize_from_server(**params)`` then ``.data``), but the first page's
+``count`` is used to fetch the remaining pages concurrently, in order, at the largest page size the
+server allows; a page without ``results`` is an error, never an endless loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from iotile_cloud.api.exceptions import RestBaseException
+
+__all__ = ["BaseData", "StreamData", "RawData", "StreamRawData", "UnexpectedPageError"]
+
+logger = logging.getLogger(__name__)
+ProgressCallback = Callable[[int, int], None]
+
+
+class UnexpectedPageError(RestBaseException):
+    """The server answered a page without a ``results`` list."""
+
+
+class BaseData:
+    """Subclasses set ``_path`` (relative to ``/api/v1/``) and ``max_page_size``."""
+
+    max_page_size = 10000
+    concurrency = 4
+
+    def __init__(self, api: Any) -> None:
+        self._api = api
+        self.data: list[dict[str, Any]] = []
+
+    @property
+    def _path(self) -> str:
+        raise NotImplementedError
+
+    def _fetch_data(self, **params: Any) -> dict[str, Any]:
+        page: Any = self._api.client.get(self._path, **params)
+        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
+            raise UnexpectedPageError(f"Expected a page with 'results' from {self._path}, got {str(page)[:200]}")
+        return page
+
+    def initialize_from_server(self, progress: ProgressCallback | None = None, **params: Any) -> None:
+        """Fetch every page for ``params`` (``lastn``, ``start``, ``end``, ``filter``, ...) into ``.data``."""
+        params = {k: v for k, v in params.items() if v is not None}
+        params.pop("page", None)
+        size = int(params.setdefault("page_size", self.max_page_size))
+        first = self._fetch_data(**params)
+        pages: list[list[dict[str, Any]]] = [first["results"]]
+        count = int(first.get("count") or len(first["results"]))
+        total_pages = max(1, math.ceil(count / size)) if size else 1
+        done = len(first["results"])
+        if progress:
+            progress(done, count)
+        if total_pages > 1 and first.get("next"):
+
+            def fetch(number: int) -> list[dict[str, Any]]:
+                return self._fetch_data(**params, page=number)["results"]
+
+            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+                for results in pool.map(fetch, range(2, total_pages + 1)):
+                    pages.append(results)
+                    done += len(results)
+                    if progress:
+                        progress(done, count)
+            # Data that arrived while we read shows up as extra pages: follow them too.
+            number = total_pages + 1
+            while len(pages[-1]) == size:
+                try:
+                    extra = self._fetch_data(**params, page=number)
+                except RestBaseException as error:
+                    if getattr(error, "status_code", None) == 404:
+                        break
+                    raise
+                pages.append(extra["results"])
+                number += 1
+        self.data = [item for page in pages for item in page]
+
+
+class StreamData(BaseData):
+    """A stream's data with output values: ``GET /stream/<slug>/data/``."""
+
+    max_page_size = 20000
+
+    def __init__(self, stream_id: Any, api: Any) -> None:
+        super().__init__(api)
+        self.stream_id = str(stream_id)
+
+    @property
+    def _path(self) -> str:
+        return f"stream/{self.stream_id}/data/"
+
+
+class RawData(BaseData):
+    """Data points of any filter: ``GET /data/?filter=<s--|d--|v-- slug>``."""
+
+    @property
+    def _path(self) -> str:
+        return "data/"
+
+
+class StreamRawData(RawData):
+    """A stream's points with their internal ``value`` (no output conversion).
+
+    Named in the 0.9.14 README but never shipped there.
+    """
+
+    def __init__(self, stream_id: Any, api: Any) -> None:
+        super().__init__(api)
+        self.stream_id = str(stream_id)
+
+    def initialize_from_server(self, progress: ProgressCallback | None = None, **params: Any) -> None:
+        params.setdefault("filter", self.stream_id)
+        super().initialize_from_server(progress=progress, **params)

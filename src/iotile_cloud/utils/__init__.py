@@ -1,0 +1,1 @@
+"""Shared helpers: slugs (gid), MDO unit maths, time formatting, script skeleton."""

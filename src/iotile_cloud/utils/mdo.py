@@ -1,0 +1,67 @@
+"""Multiply / divide / offset (MDO) unit maths, shared by the client and the server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["MdoHelper"]
+
+
+class MdoHelper:
+    """``compute(v) = v * m / d + o`` and its inverse.
+
+    The operation order (multiply, then divide, then add) is part of the contract: the server's
+    stored values and their float noise (``10.000000000000002``) depend on it.
+    """
+
+    def __init__(self, m: float, d: float, o: float | None = None) -> None:
+        if not m:
+            raise ValueError("MDO multiplication factor (m) must not be 0")
+        if not d:
+            raise ValueError("MDO division factor (d) must not be 0")
+        self._m = m
+        self._d = d
+        self._o = o
+
+    @property
+    def m(self) -> float:
+        return self._m
+
+    @property
+    def d(self) -> float:
+        return self._d
+
+    @property
+    def o(self) -> float | None:
+        return self._o
+
+    def compute(self, value: Any) -> Any:
+        """Apply to a number or a numpy array (no copy of the caller's array)."""
+        result = value * self._m / self._d
+        if self._o is not None:
+            result = result + self._o
+        return result
+
+    # The README of 0.9.14 called it this; it never existed there.
+    compute_value = compute
+
+    def compute_reverse(self, value: Any) -> Any:
+        if self._o is not None:
+            value = value - self._o
+        return value * self._d / self._m
+
+    def __str__(self) -> str:
+        if self._o is None:
+            return f"{self._m}x/{self._d}"
+        return f"{self._o}+{self._m}x/{self._d}"
+
+    def __repr__(self) -> str:
+        return f"MdoHelper(m={self._m!r}, d={self._d!r}, o={self._o!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MdoHelper):
+            return NotImplemented
+        return (self._m, self._d, self._o or 0) == (other._m, other._d, other._o or 0)
+
+    def __hash__(self) -> int:
+        return hash((self._m, self._d, self._o or 0))
