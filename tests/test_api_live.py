@@ -96,8 +96,10 @@ def _seeded_stream(cloud: CloudHelper, api: Api, n: int = 25) -> str:
     device = cloud.quick_add_device(project_id)
     stream = f"s--{project_slug[3:]}--{device[3:]}--5001"
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    points = [{"stream": stream, "timestamp": (start + dt.timedelta(minutes=i)).isoformat(), "int_value": i + 1}
-              for i in range(n)]
+    points = [
+        {"stream": stream, "timestamp": (start + dt.timedelta(minutes=i)).isoformat(), "int_value": i + 1}
+        for i in range(n)
+    ]
     assert api.data.post(points) == {"count": n}
     return stream
 

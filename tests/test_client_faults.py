@@ -47,8 +47,7 @@ class Script:
 
 
 def ok(body: object = None, status: int = 200, headers: dict[str, str] | None = None) -> Callable:
-    return lambda request: httpx.Response(status, json=body if body is not None else {"ok": True},
-                                          headers=headers)
+    return lambda request: httpx.Response(status, json=body if body is not None else {"ok": True}, headers=headers)
 
 
 def client(script: Script, **kwargs: object) -> Client:
@@ -100,8 +99,11 @@ def test_post_retried_when_never_sent_or_when_opted_in() -> None:
 
 def test_429_honours_retry_after() -> None:
     script = Script(ok({"detail": "slow down"}, status=429, headers={"Retry-After": "0.2"}), ok({"a": 1}))
-    c = Client("http://cloud.test", transport=httpx.MockTransport(script),
-               retry=RetryPolicy(max_retries=2, backoff_factor=0.001))
+    c = Client(
+        "http://cloud.test",
+        transport=httpx.MockTransport(script),
+        retry=RetryPolicy(max_retries=2, backoff_factor=0.001),
+    )
     started = time.monotonic()
     assert c.get("org/") == {"a": 1}
     assert time.monotonic() - started >= 0.19
@@ -194,8 +196,11 @@ def test_api_timeout_alone_does_not_enable_retries() -> None:
 
 def test_api_retries_when_asked() -> None:
     script = Script(httpx.ConnectError("refused"), ok({"count": 0, "results": []}))
-    api = Api("http://cloud.test", retries=RetryPolicy(max_retries=2, backoff_factor=0.001),
-              transport=httpx.MockTransport(script))
+    api = Api(
+        "http://cloud.test",
+        retries=RetryPolicy(max_retries=2, backoff_factor=0.001),
+        transport=httpx.MockTransport(script),
+    )
     assert api.org.get() == {"count": 0, "results": []}
 
 

@@ -50,7 +50,7 @@ class AccumulationReportGenerator:
             return float(sum(item["output_value"] for item in data.data if item.get("output_value") is not None))
 
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            sums = dict(zip(streams, pool.map(total, streams)))
+            sums = dict(zip(streams, pool.map(total, streams), strict=True))
         result: dict[str, Any] = {"streams": {}, "total": 0.0}
         for slug, value in sums.items():
             if value == 0:

@@ -32,12 +32,19 @@ class BaseMain:
     def __init__(self, argv: Sequence[str] | None = None) -> None:
         self.parser = argparse.ArgumentParser(description=self.__doc__)
         self.parser.add_argument("-u", "--user", dest="email", type=str, help="Email used for login")
-        self.parser.add_argument("--domain", dest="domain", type=str, default=None,
-                                 help=f"Server to use (default {DOMAIN_NAME})")
-        self.parser.add_argument("--token", dest="token", type=str, default=None,
-                                 help="Use this JWT instead of asking for a password")
-        self.parser.add_argument("--log-level", dest="log_level", default="INFO",
-                                 choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="Logging level")
+        self.parser.add_argument(
+            "--domain", dest="domain", type=str, default=None, help=f"Server to use (default {DOMAIN_NAME})"
+        )
+        self.parser.add_argument(
+            "--token", dest="token", type=str, default=None, help="Use this JWT instead of asking for a password"
+        )
+        self.parser.add_argument(
+            "--log-level",
+            dest="log_level",
+            default="INFO",
+            choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+            help="Logging level",
+        )
         self.add_extra_args()
         self.args = self.parser.parse_args(argv)
         logging.basicConfig(level=getattr(logging, self.args.log_level), format=LOG_FORMAT, datefmt=DATE_FORMAT)

@@ -1,0 +1,122 @@
+"""``iotile-cloud demo``: the whole journey on an embedded local cloud, in a few seconds.
+
+A server starts on SQLite (a temporary folder unless ``--data-dir``), a demo account gets an org,
+a project, two water meters and an environmental pod with a week of 15-minute readings, and then
+the client does what a user would: log in, list devices, download a stream and sum the water used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import random
+import secrets
+import tempfile
+import time
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from iotile_cloud.api.connection import Api
+from iotile_cloud.server import db
+from iotile_cloud.server.routes.auth import create_user
+from iotile_cloud.server.run import LiveServer
+from iotile_cloud.stream.data import StreamData
+from iotile_cloud.stream.report import AccumulationReportGenerator
+from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug
+
+EMAIL = "demo@example.com"
+WEEK = 7 * 24 * 4  # 15-minute readings
+
+
+def _readings(slug: str, start: dt.datetime, raw: list[int]) -> list[dict[str, object]]:
+    return [
+        {
+            "stream": slug,
+            "timestamp": (start + dt.timedelta(minutes=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "int_value": value,
+        }
+        for i, value in enumerate(raw)
+    ]
+
+
+def run_demo(data_dir: Path | None = None) -> None:
+    started = time.perf_counter()
+    folder = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="iotile-cloud-demo-"))
+    password = secrets.token_urlsafe(12)
+    rng = random.Random(42)
+    with LiveServer(folder) as server:
+        click.echo(f"Local IOTile Cloud running at {server.url} (data in {folder})")
+        with server.engine.begin() as conn:
+            conn.execute(sa.delete(db.users).where(db.users.c.email == EMAIL))
+            create_user(conn, email=EMAIL, username=f"demo{secrets.randbelow(10**6)}", password=password)
+            first = (conn.execute(sa.select(sa.func.max(db.devices.c.id))).scalar() or 0) + 1
+            kinds = [
+                ("water-meter-v1-1-0", "Well pump"),
+                ("water-meter-v1-1-0", "Irrigation line"),
+                ("environmental-v1-0-0", "Greenhouse pod"),
+            ]
+            for offset, (sg, label) in enumerate(kinds):
+                conn.execute(
+                    sa.insert(db.devices).values(
+                        id=first + offset, label=label, sg=sg, template="1d1p2bt101es-v2-0-0", created_on=db.now_us()
+                    )
+                )
+
+        # -- the user's journey, all through the client ------------------------------------------
+        api = Api(server.url)
+        assert api.login(email=EMAIL, password=password)
+        click.echo(f"Logged in as {api.username}")
+        org = api.org.post({"name": f"Demo Farm {secrets.token_hex(2)}", "about": "iotile-cloud demo"})
+        project = api.project.post({"name": "North Field", "org": org["slug"]})
+        # Variables belong to a project: a pod measuring temperature on 5001 needs its own.
+        greenhouse = api.project.post({"name": "Greenhouse", "org": org["slug"]})
+        devices = [str(IOTileDeviceSlug(first + i)) for i in range(len(kinds))]
+        for device, target in zip(devices, (project, project, greenhouse), strict=True):
+            api.device.claim.post({"device": device, "project": target["id"]})
+
+        now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+        start = now - dt.timedelta(days=7)
+        points = []
+        for device in devices[:2]:
+            slug = str(IOTileStreamSlug.build(project["slug"], device, "5001"))
+            points += _readings(
+                slug, start, [rng.randint(0, 40) if 6 <= (i // 4) % 24 <= 20 else 0 for i in range(WEEK)]
+            )
+        pod = devices[2]
+        daily = [math.sin(2 * math.pi * ((i / 4) % 24 - 8) / 24) for i in range(WEEK)]
+        points += _readings(
+            str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5001")),
+            start,
+            [int((21 + 6 * d + rng.gauss(0, 0.3)) * 100) for d in daily],
+        )
+        points += _readings(
+            str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5002")),
+            start,
+            [int((60 - 15 * d + rng.gauss(0, 1)) * 100) for d in daily],
+        )
+        for i in range(0, len(points), 2000):
+            api.data.post(points[i : i + 2000])
+        click.echo(f"Uploaded {len(points)} readings for one week ({start:%Y-%m-%d} to {now:%Y-%m-%d})\n")
+
+        click.echo("Devices:")
+        for device in api.device.iterate(org__slug=org["slug"]):
+            click.echo(f"  {device['slug']}  {device['label']:<16} sensor graph {device['sg']}")
+
+        temperature = str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5001"))
+        data = StreamData(temperature, api)
+        data.initialize_from_server(start=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        values = [item["output_value"] for item in data.data]
+        click.echo(
+            f"\nGreenhouse temperature ({temperature}): {len(values)} readings, "
+            f"min {min(values):.1f} C, mean {sum(values) / len(values):.1f} C, max {max(values):.1f} C"
+        )
+
+        report = AccumulationReportGenerator(api).compute_sum(sources=devices[:2], start=start, end=now)
+        click.echo("\nWater used this week (accumulation report):")
+        for slug, row in sorted(report["streams"].items()):
+            click.echo(f"  {slug}  {row['sum']:10.1f} {row['units']}")
+        click.echo(f"  {'total':<41}{report['total']:10.1f}")
+        api.logout()
+    click.echo(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")
