@@ -101,8 +101,8 @@ def run_demo(data_dir: Path | None = None) -> None:
         click.echo(f"Uploaded {len(points)} readings for one week ({start:%Y-%m-%d} to {now:%Y-%m-%d})\n")
 
         click.echo("Devices:")
-        for device in api.device.iterate(org__slug=org["slug"]):
-            click.echo(f"  {device['slug']}  {device['label']:<16} sensor graph {device['sg']}")
+        for row in api.device.iterate(org__slug=org["slug"]):
+            click.echo(f"  {row['slug']}  {row['label']:<16} sensor graph {row['sg']}")
 
         temperature = str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5001"))
         data = StreamData(temperature, api)
