@@ -79,7 +79,13 @@ async def json_body(request: Request) -> Any:
         return None
     try:
         return orjson.loads(raw)
-    except orjson.JSONDecodeError as error:
+    except orjson.JSONDecodeError:
+        pass
+    import json  # only for the error text, which matches the original server's
+
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise APIError(400, {"detail": f"JSON parse error - {error}"}) from None
 
 

@@ -1,7 +1,249 @@
-"""Streamer reports: records (``/streamer/report/``), upload, and event uploads."""
+"""Streamer reports (upload and records) and event uploads with attached files."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import gzip
+import zlib
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response
+from starlette.datastructures import UploadFile
+
+from iotile_cloud.reports import (
+    MAX_REPORT_LENGTH,
+    DictionaryReport,
+    ReportError,
+    SignedListReport,
+    decode_report,
+    report_kind,
+)
+from iotile_cloud.server import db, serialize
+from iotile_cloud.server.context import Principal, current_user, state
+from iotile_cloud.server.http import STANDARD, APIError, Fields, Pager, forbidden, is_uuid, not_found, parse_datetime
+from iotile_cloud.server.ingest import ingest_report
+from iotile_cloud.server.serialize import Lookup
+from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
 
 router = APIRouter()
+
+
+async def _form(request: Request) -> Any:
+    ctype = request.headers.get("content-type", "")
+    if not ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
+        return {}
+    try:
+        return await request.form(max_part_size=MAX_REPORT_LENGTH + 1024)
+    except Exception as error:  # a malformed multipart body
+        raise APIError(400, {"detail": f"Multipart form parse error - {error}"}) from None
+
+
+async def _read_file(form: Any, name: str = "file") -> tuple[str, bytes] | None:
+    upload = form.get(name) if form else None
+    if not isinstance(upload, UploadFile):
+        return None
+    data = await upload.read(MAX_REPORT_LENGTH + 1)
+    if len(data) > MAX_REPORT_LENGTH:
+        raise APIError(400, [f"File too large: at most {MAX_REPORT_LENGTH} bytes"])
+    return upload.filename or "", data
+
+
+@router.post(
+    "/streamer/report/",
+    status_code=201,
+    summary="Upload a streamer report: ?timestamp=<received UTC time>, multipart field `file`",
+)
+async def upload_report(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    from fastapi.concurrency import run_in_threadpool
+
+    stamp = request.query_params.get("timestamp")
+    if not stamp:
+        raise APIError(400, {"error": "missing timestamp argument"})
+    form = await _form(request)
+    upload = await _read_file(form)
+    if upload is None:
+        raise APIError(400, {"error": "missing request.data['file']"})
+    filename, data = upload
+    try:
+        report_kind(filename)
+    except ReportError as error:
+        raise APIError(400, [str(error)]) from None
+    received = parse_datetime(stamp)
+    if received is None:
+        raise APIError(400, ["Upload function requires a ?timestamp=str argument in UTC format"])
+    return await run_in_threadpool(_store, request, principal, filename, data, received)
+
+
+def _store(request: Request, principal: Principal, filename: str, data: bytes, received: Any) -> Response:
+    try:
+        report = decode_report(data, filename)
+    except ReportError as error:
+        raise APIError(400, [str(error)]) from None
+    if not isinstance(report, (SignedListReport, DictionaryReport)):
+        raise APIError(400, [f"Unsupported Report Format: {report.format}"])
+    app = state(request)
+    from iotile_cloud.server.http import JSON
+
+    with app.write() as conn:
+        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == report.device)).first()
+        if device is None:
+            raise APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
+        principal.check_device(device.id)
+        if not principal.can_write_data(conn, device.org_id):
+            raise (
+                forbidden()
+                if principal.can_read(conn, device.org_id)
+                else APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
+            )
+        if device.project_id is None:
+            raise APIError(400, [f"Device d--{int2did(device.id)} is not claimed"])
+        if isinstance(report, SignedListReport) and report.verified is None:
+            if not device.report_key:
+                raise APIError(
+                    400,
+                    [
+                        "Signed report: no key is registered for this device on this server "
+                        "(iotile-cloud admin set-device-key)"
+                    ],
+                )
+            try:
+                report = SignedListReport.decode(data, bytes.fromhex(device.report_key))
+            except ReportError as error:
+                raise APIError(400, [str(error)]) from None
+        project = conn.execute(sa.select(db.projects).where(db.projects.c.id == device.project_id)).one()
+        result = ingest_report(
+            conn,
+            device,
+            project,
+            report,
+            received,
+            principal.user_id if principal.user else None,
+            app.data_dir,
+            len(data),
+        )
+    return JSON({"count": result.count}, status_code=201)
+
+
+def _reports_query(principal: Principal) -> Any:
+    return (
+        sa.select(db.streamer_reports, db.streamers.c.device_id, db.streamers.c.index)
+        .join(db.streamers, db.streamers.c.id == db.streamer_reports.c.streamer_id)
+        .join(db.devices, db.devices.c.id == db.streamers.c.device_id)
+        .where(principal.org_filter(db.devices.c.org_id))
+    )
+
+
+def _report_body(row: Any, lk: Lookup) -> dict[str, Any]:
+    slug = f"t--{int2did(row.device_id)}--{row.index:04x}"
+    return serialize.streamer_report(row, slug, lk)
+
+
+@router.get("/streamer/report/", summary="Records of uploaded reports; ?streamer__slug=")
+def report_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    query = _reports_query(principal)
+    streamer = request.query_params.get("streamer__slug") or request.query_params.get("streamer")
+    if streamer:
+        try:
+            parsed = IOTileStreamerSlug(streamer)
+        except ValueError:
+            raise APIError(400, {"detail": f"Illegal streamer slug {streamer!r}"}) from None
+        from iotile_cloud.utils.gid import IOTileDeviceSlug
+
+        query = query.where(
+            db.streamers.c.device_id == IOTileDeviceSlug(parsed.get_device()).get_id(),
+            db.streamers.c.index == int(parsed.get_index(), 16),
+        )
+    pager = Pager(request, STANDARD)
+    with state(request).read() as conn:
+        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
+        lk = Lookup(conn)
+        return pager.respond(
+            count,
+            lambda off, lim: [
+                _report_body(r, lk)
+                for r in conn.execute(query.order_by(db.streamer_reports.c.created_on.desc()).offset(off).limit(lim))
+            ],
+        )
+
+
+@router.get("/streamer/report/{report_id}/", summary="One report record")
+def report_detail(report_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    from iotile_cloud.server.http import JSON
+
+    if not is_uuid(report_id):
+        raise not_found()
+    with state(request).read() as conn:
+        row = conn.execute(_reports_query(principal).where(db.streamer_reports.c.id == report_id)).first()
+        if row is None:
+            raise not_found()
+        return JSON(_report_body(row, Lookup(conn)))
+
+
+# -- event uploads --------------------------------------------------------------------------------
+
+
+@router.post(
+    "/event/upload/", status_code=201, summary="Upload an event with an attached .json or .json.gz file (multipart)"
+)
+async def upload_event(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    from fastapi.concurrency import run_in_threadpool
+
+    form = await _form(request)
+    upload = await _read_file(form)
+    if upload is None:
+        raise APIError(400, {"file": ["No file was submitted."]})
+    filename, data = upload
+    lowered = filename.lower()
+    if not lowered.endswith((".json", ".json.gz")):
+        raise APIError(400, ["Unsupported extension for Stream Event"])
+    try:
+        payload = gzip.decompress(data) if lowered.endswith(".gz") else data
+        orjson.loads(payload)
+    except (OSError, EOFError, zlib.error, orjson.JSONDecodeError):
+        raise APIError(400, {"file": ["The file is not valid JSON (or gzipped JSON)."]}) from None
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return await run_in_threadpool(
+        _store_event, request, principal, fields, data, "json.gz" if lowered.endswith(".gz") else "json"
+    )
+
+
+def _store_event(request: Request, principal: Principal, form: dict[str, str], data: bytes, ext: str) -> Response:
+    from iotile_cloud.server.http import JSON
+    from iotile_cloud.server.routes.data import event_dir, insert_event, writable_stream
+
+    fields = Fields(form)
+    slug = fields.text("stream", required=True, allow_blank=False, max_length=64)
+    ts = fields.datetime("timestamp", required=True)
+    device_ts = fields.integer("device_timestamp", min_value=0, max_value=(1 << 63) - 1)
+    local_id = fields.integer("streamer_local_id", default=0, min_value=0, max_value=(1 << 63) - 1)
+    encoded = form.get("encoded_extra_data") or "{}"
+    try:
+        extra = orjson.loads(encoded)
+    except orjson.JSONDecodeError:
+        extra = None
+    if not isinstance(extra, dict):
+        fields.error("encoded_extra_data", "encoded_extra_data must be a JSON string holding a dictionary")
+    fields.check()
+    with state(request).write() as conn:
+        stream, _conv = writable_stream(conn, principal, str(slug), {})
+        values = {
+            "ts": ts,
+            "device_timestamp": device_ts,
+            "streamer_local_id": local_id,
+            "extra_data": orjson.dumps(extra).decode(),
+        }
+        event_id = insert_event(conn, values, stream.pk, event_dir(request), data, ext)
+        row = conn.execute(sa.select(db.events).where(db.events.c.id == event_id)).one()
+    return JSON(
+        {
+            "id": row.id,
+            "stream": stream.slug,
+            "device_timestamp": row.device_timestamp,
+            "timestamp": db.iso(row.ts),
+            "streamer_local_id": row.streamer_local_id,
+            "encoded_extra_data": encoded,
+        },
+        status_code=201,
+    )

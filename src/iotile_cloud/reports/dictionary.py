@@ -1,0 +1,203 @@
+"""The FlexibleDictionaryReport (``v100``): msgpack (``.mp``) or JSON (``.json``), readings and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+import orjson
+
+from iotile_cloud.reports.binary import ReportError
+from iotile_cloud.utils.basic import str_to_datetime
+
+__all__ = ["DictReading", "DictEvent", "DictionaryReport"]
+
+
+@dataclass
+class DictReading:
+    stream: int
+    reading_id: int
+    raw_timestamp: int | None
+    timestamp: dt.datetime | None
+    value: int | float
+
+
+@dataclass
+class DictEvent:
+    stream: int
+    reading_id: int
+    raw_timestamp: int | None
+    timestamp: dt.datetime | None
+    extra_data: dict[str, Any] = field(default_factory=dict)
+    data: Any = None
+
+
+def _text(value: Any) -> Any:
+    """msgpack written by Python 2 has bytes keys and strings: make them text."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {_text(k): _text(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_text(v) for v in value]
+    return value
+
+
+def _stream(value: Any, where: str) -> int:
+    try:
+        number = int(value, 16) if isinstance(value, str) else int(value)
+    except (TypeError, ValueError):
+        raise ReportError(f"{where}: stream {value!r} is not a number or a hex string") from None
+    if not 0 <= number <= 0xFFFF:
+        raise ReportError(f"{where}: stream {value!r} does not fit in 16 bits")
+    return number
+
+
+def _int(value: Any, where: str, name: str, default: int | None = None) -> int | None:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ReportError(f"{where}: {name} {value!r} is not a number")
+    return int(value)
+
+
+def _time(value: Any, where: str) -> dt.datetime | None:
+    if value in (None, ""):
+        return None
+    try:
+        return str_to_datetime(str(value))  # without "Z" it is UTC
+    except ValueError:
+        raise ReportError(f"{where}: timestamp {value!r} is not ISO 8601") from None
+
+
+@dataclass
+class DictionaryReport:
+    device: int
+    streamer_index: int = 0
+    streamer_selector: int = 0
+    report_id: int = 0
+    sent_timestamp: int | None = None
+    lowest_id: int = 0
+    highest_id: int = 0
+    readings: list[DictReading] = field(default_factory=list)
+    events: list[DictEvent] = field(default_factory=list)
+
+    format = "v100"
+    signature_flags = None
+    verified = True
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> DictionaryReport:
+        raw = _text(raw)
+        if not isinstance(raw, dict):
+            raise ReportError("A dictionary report must be a map (JSON object)")
+        if raw.get("format") != "v100":
+            raise ReportError(f"Unsupported dictionary report format: {raw.get('format')!r} (expected 'v100')")
+        device = _int(raw.get("device"), "report", "device")
+        if device is None or device < 0:
+            raise ReportError("A dictionary report needs its 'device' (the int uuid)")
+        readings, events = [], []
+        for n, item in enumerate(raw.get("data") or []):
+            where = f"data[{n}]"
+            if not isinstance(item, dict):
+                raise ReportError(f"{where}: expected an object")
+            value = item.get("value")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ReportError(f"{where}: value {value!r} is not a number")
+            readings.append(
+                DictReading(
+                    stream=_stream(item.get("stream"), where),
+                    reading_id=_int(item.get("streamer_local_id"), where, "streamer_local_id", 0) or 0,
+                    raw_timestamp=_int(item.get("device_timestamp"), where, "device_timestamp"),
+                    timestamp=_time(item.get("timestamp"), where),
+                    value=value,
+                )
+            )
+        for n, item in enumerate(raw.get("events") or []):
+            where = f"events[{n}]"
+            if not isinstance(item, dict):
+                raise ReportError(f"{where}: expected an object")
+            extra = item.get("extra_data") or {}
+            if not isinstance(extra, dict):
+                raise ReportError(f"{where}: extra_data must be an object")
+            events.append(
+                DictEvent(
+                    stream=_stream(item.get("stream"), where),
+                    reading_id=_int(item.get("streamer_local_id"), where, "streamer_local_id", 0) or 0,
+                    raw_timestamp=_int(item.get("device_timestamp"), where, "device_timestamp"),
+                    timestamp=_time(item.get("timestamp"), where),
+                    extra_data=extra,
+                    data=item.get("data"),
+                )
+            )
+        return cls(
+            device=device,
+            streamer_index=_int(raw.get("streamer_index"), "report", "streamer_index", 0) or 0,
+            streamer_selector=_int(raw.get("streamer_selector"), "report", "streamer_selector", 0) or 0,
+            report_id=_int(raw.get("incremental_id"), "report", "incremental_id", 0) or 0,
+            sent_timestamp=_int(raw.get("device_sent_timestamp"), "report", "device_sent_timestamp"),
+            lowest_id=_int(raw.get("lowest_id"), "report", "lowest_id", 0) or 0,
+            highest_id=_int(raw.get("highest_id"), "report", "highest_id", 0) or 0,
+            readings=readings,
+            events=events,
+        )
+
+    @classmethod
+    def decode_msgpack(cls, data: bytes) -> DictionaryReport:
+        try:
+            raw = msgpack.unpackb(data, raw=True, strict_map_key=False)
+        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
+            raise ReportError(f"Not a msgpack report: {error}") from None
+        return cls.from_dict(raw)
+
+    @classmethod
+    def decode_json(cls, data: bytes) -> DictionaryReport:
+        try:
+            raw = orjson.loads(data)
+        except orjson.JSONDecodeError as error:
+            raise ReportError(f"Not a JSON report: {error}") from None
+        return cls.from_dict(raw)
+
+    def as_dict(self) -> dict[str, Any]:
+        def stamp(value: dt.datetime | None) -> str | None:
+            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
+
+        return {
+            "format": "v100",
+            "device": self.device,
+            "streamer_index": self.streamer_index,
+            "streamer_selector": self.streamer_selector,
+            "incremental_id": self.report_id,
+            "device_sent_timestamp": self.sent_timestamp,
+            "lowest_id": self.lowest_id,
+            "highest_id": self.highest_id,
+            "data": [
+                {
+                    "stream": r.stream,
+                    "device_timestamp": r.raw_timestamp,
+                    "streamer_local_id": r.reading_id,
+                    "timestamp": stamp(r.timestamp),
+                    "value": r.value,
+                }
+                for r in self.readings
+            ],
+            "events": [
+                {
+                    "stream": e.stream,
+                    "device_timestamp": e.raw_timestamp,
+                    "streamer_local_id": e.reading_id,
+                    "timestamp": stamp(e.timestamp),
+                    "extra_data": e.extra_data,
+                    "data": e.data,
+                }
+                for e in self.events
+            ],
+        }
+
+    def encode_msgpack(self) -> bytes:
+        return bytes(msgpack.packb(self.as_dict(), use_bin_type=True))
+
+    def encode_json(self) -> bytes:
+        return orjson.dumps(self.as_dict())
