@@ -371,6 +371,70 @@ class Client(_Base):
         for page in self.pages(path, **params):
             yield from page.get("results") or []
 
+    # -- streamer reports and events -------------------------------------------------------
+
+    def upload_report(self, report: Any, received: Any = None, filename: str | None = None) -> dict[str, Any]:
+        """Upload a report (a path, bytes, or a report object) and return the server's answer.
+
+        ``received`` is when the gateway got the report (default: now, UTC); it anchors uptime
+        timestamps. A report object is encoded here; bytes need a ``filename`` for JSON/msgpack.
+        """
+        import datetime as dt
+        from pathlib import Path
+
+        if isinstance(report, (str, Path)):
+            path = Path(report)
+            data, name = path.read_bytes(), filename or path.name
+        elif isinstance(report, (bytes, bytearray)):
+            data, name = bytes(report), filename or "report.bin"
+        elif hasattr(report, "encode_msgpack"):
+            data, name = report.encode_msgpack(), filename or "report.mp"
+        else:
+            data, name = report.encode(), filename or "report.bin"
+        when = received or dt.datetime.now(dt.timezone.utc)
+        stamp = (
+            when.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            if hasattr(when, "astimezone")
+            else str(when)
+        )
+        result = self.request("POST", "streamer/report/", params={"timestamp": stamp}, files={"file": (name, data)})
+        return dict(result)
+
+    def upload_event(
+        self,
+        stream: str,
+        timestamp: Any,
+        path: Any,
+        extra_data: dict[str, Any] | None = None,
+        device_timestamp: int | None = None,
+        streamer_local_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Upload an event with its ``.json`` / ``.json.gz`` file."""
+        from pathlib import Path
+
+        from iotile_cloud.utils.basic import utc_isoformat
+
+        file_path = Path(path)
+        form: dict[str, Any] = {
+            "stream": str(stream),
+            "timestamp": utc_isoformat(timestamp) if hasattr(timestamp, "tzinfo") else str(timestamp),
+            "encoded_extra_data": orjson.dumps(extra_data or {}).decode(),
+        }
+        if device_timestamp is not None:
+            form["device_timestamp"] = str(device_timestamp)
+        if streamer_local_id is not None:
+            form["streamer_local_id"] = str(streamer_local_id)
+        with file_path.open("rb") as fp:
+            result = self.request("POST", "event/upload/", files={"file": (file_path.name, fp)}, data=form)
+        return dict(result)
+
+    def streamer_acks(self, device: Any) -> dict[int, int]:
+        """The highest acknowledged reading id (``last_id``) of each of a device's streamers."""
+        from iotile_cloud.utils.gid import IOTileDeviceSlug
+
+        slug = str(IOTileDeviceSlug(device))
+        return {int(s["index"]): int(s["last_id"]) for s in self.paginate("streamer/", device=slug)}
+
     # -- auth ---------------------------------------------------------------------------------
 
     def login(self, email: str, password: str) -> dict[str, Any]:

@@ -91,14 +91,12 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
         if device is None:
             raise APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
         principal.check_device(device.id)
-        if not principal.can_write_data(conn, device.org_id):
-            raise (
-                forbidden()
-                if principal.can_read(conn, device.org_id)
-                else APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
-            )
         if device.project_id is None:
             raise APIError(400, [f"Device d--{int2did(device.id)} is not claimed"])
+        if not principal.can_write_data(conn, device.org_id):
+            if principal.can_read(conn, device.org_id):
+                raise forbidden()
+            raise APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
         if isinstance(report, SignedListReport) and report.verified is None:
             if not device.report_key:
                 raise APIError(

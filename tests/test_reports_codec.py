@@ -1,0 +1,208 @@
+"""The report codec: reports.md test vectors and every sample in shared/testdata/reports."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from iotile_cloud.reports import (
+    BroadcastReport,
+    DictionaryReport,
+    IndividualReadingReport,
+    Reading,
+    ReportError,
+    SignedListReport,
+    decode_report,
+    password_key,
+    split_reports,
+    to_utc,
+)
+
+from .conftest import TESTDATA
+
+REPORTS = TESTDATA / "reports"
+VECTOR = bytes.fromhex(
+    "015c000034120000040000001e0000000000ffd7"
+    "01500000010000000a00000064000000"
+    "015000000200000014000000c8000000"
+    "005c0000030000000046c3a307000000"
+    "0100000003000000a2ffb701905f68d847eb99b58a729a3e"
+)
+READINGS = [Reading(0x5001, 1, 10, 100), Reading(0x5001, 2, 20, 200), Reading(0x5C00, 3, 0x80000000 | 600000000, 7)]
+
+
+def test_hash_only_vector() -> None:
+    report = SignedListReport(device=0x1234, report_id=4, sent_timestamp=30, readings=READINGS)
+    assert report.encode() == VECTOR
+    decoded = SignedListReport.decode(VECTOR)
+    assert decoded.readings == READINGS and decoded.verified is True
+    assert (decoded.device, decoded.report_id, decoded.sent_timestamp) == (0x1234, 4, 30)
+    assert (decoded.lowest_id, decoded.highest_id, decoded.streamer_selector) == (1, 3, 0xD7FF)
+
+
+def test_user_key_vector_encrypts_and_verifies() -> None:
+    report = SignedListReport(device=2, report_id=4, sent_timestamp=30, readings=READINGS, signature_flags=1)
+    data = report.encode(key=bytes(32))
+    assert data[-16:].hex() == "de6514d1703e034829917c7dc5618bbe"
+    assert data[20:36] != VECTOR[20:36]  # the readings are encrypted
+    without_key = SignedListReport.decode(data)
+    assert without_key.verified is None and without_key.readings == []  # nothing exposed unverified
+    assert SignedListReport.decode(data, key=bytes(32)).readings == READINGS
+    with pytest.raises(ReportError, match="Invalid signature"):
+        SignedListReport.decode(data, key=b"\x01" * 32)
+
+
+def test_password_key() -> None:
+    key = password_key("secret")
+    assert len(key) == 32
+    report = SignedListReport(device=2, report_id=9, sent_timestamp=1, readings=READINGS, signature_flags=1)
+    assert SignedListReport.decode(report.encode(key), key).readings == READINGS
+
+
+VALID = {
+    "valid_16_readings.bin": 16,
+    "valid_16_readings_no_ext": 16,
+    "valid_100_readings.bin": 100,
+    "valid_10000_readings.bin": 10000,
+    "1_user_common_report.bin": 21,
+    "2_sys_common_report.bin": 2,
+    "3_user_reboot_report.bin": 83,
+    "4_sys_reboot_report.bin": 2,
+    "reset_report.bin": 110,
+    "reset_report2.bin": 90,
+    "device-0ade-report.bin": 258,
+    "new_combined_selector.bin": 12,
+    "chopped.bin": 12285,
+}
+
+
+@pytest.mark.parametrize("name, count", sorted(VALID.items()))
+def test_valid_binaries_decode_and_round_trip(name: str, count: int) -> None:
+    data = (REPORTS / name).read_bytes()
+    report = decode_report(data, name if "." in name else None)
+    assert isinstance(report, SignedListReport)
+    assert len(report.readings) == count and report.verified
+    ids = [r.reading_id for r in report.readings if r.reading_id]
+    assert (report.lowest_id, report.highest_id) == (min(ids), max(ids))
+    assert report.encode() == data
+
+
+def test_seed_report_of_ten_devices() -> None:
+    data = (TESTDATA / "seed_cloud" / "reports" / "report_100readings_10dev.bin").read_bytes()
+    report = SignedListReport.decode(data)
+    assert len(report.readings) == 100 and report.streamer_selector == 0xABCD
+    assert report.encode() == data
+
+
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("invalid_footer_16_readings.bin", "Invalid Hash"),
+        ("length_too_long_16_readings.bin", "Invalid report length"),
+        ("length_too_short_16_readings.bin", "Invalid report length"),
+    ],
+)
+def test_broken_binaries_are_refused_with_the_reason(name: str, reason: str) -> None:
+    with pytest.raises(ReportError, match=reason):
+        decode_report((REPORTS / name).read_bytes(), name)
+
+
+def test_not_a_report() -> None:
+    data = (REPORTS / "not_a_report.jpg").read_bytes()
+    with pytest.raises(ReportError, match="extension not supported"):
+        decode_report(data, "not_a_report.jpg")
+    with pytest.raises(ReportError, match="Unsupported Report Format: 255"):
+        decode_report(data, "not_a_report.bin")
+    for bad in (b"", b"\x01", VECTOR[:-1], VECTOR + b"\x00", b"\x01" + b"\x00" * 60):
+        with pytest.raises(ReportError):
+            decode_report(bad)
+
+
+@pytest.mark.parametrize(
+    "name, readings, events",
+    [
+        ("v2_report1.json", 0, 2),
+        ("v2_report1.mp", 0, 2),
+        ("v2_report1_python2.mp", 0, 2),
+        ("v2_report2.json", 0, 2),
+        ("v2_report2.mp", 0, 2),
+        ("v2_report3.json", 0, 2),
+        ("v2_report4.json", 0, 2),
+        ("v2_event_with_data.json", 2, 2),
+        ("report_broker_combined.json", 11, 5),
+        ("device-0bd8-report.mp", 14, 14),
+        ("v2_report_mobile_app.mp", 0, 16),
+    ],
+)
+def test_dictionary_reports(name: str, readings: int, events: int) -> None:
+    report = decode_report((REPORTS / name).read_bytes(), name)
+    assert isinstance(report, DictionaryReport)
+    assert (len(report.readings), len(report.events)) == (readings, events)
+    again = DictionaryReport.decode_msgpack(report.encode_msgpack())
+    assert again.as_dict() == report.as_dict()
+    assert DictionaryReport.decode_json(report.encode_json()).as_dict() == report.as_dict()
+
+
+def test_dictionary_details() -> None:
+    report = decode_report((REPORTS / "v2_event_with_data.json").read_bytes(), "x.json")
+    assert isinstance(report, DictionaryReport)
+    assert report.readings[0].stream == 0x5051 and report.readings[0].value == 5
+    assert report.events[0].extra_data == {"foo": "a", "bar": "b"}
+    naive = decode_report((REPORTS / "report_broker_combined.json").read_bytes(), "x.json")
+    assert naive.readings[0].timestamp is not None and naive.readings[0].timestamp.tzinfo is not None
+    for bad in (
+        b"[]",
+        b'{"format": "v200", "device": 1}',
+        b'{"format": "v100"}',
+        b"{not json",
+        b'{"format": "v100", "device": 1, "data": [{"stream": "zz", "value": 1}]}',
+    ):
+        with pytest.raises(ReportError):
+            decode_report(bad, "bad.json")
+
+
+def test_other_binary_formats_and_framing() -> None:
+    single = IndividualReadingReport(device=7, sent_timestamp=100, reading=Reading(0x100B, 0, 50, 9))
+    broadcast = BroadcastReport(device=7, sent_timestamp=100, readings=READINGS)
+    blob = single.encode() + VECTOR + broadcast.encode()
+    frames = split_reports(blob)
+    assert frames == [single.encode(), VECTOR, broadcast.encode()]
+    assert IndividualReadingReport.decode(frames[0]) == single
+    assert BroadcastReport.decode(frames[2]).readings == READINGS
+    with pytest.raises(ReportError, match="Truncated"):
+        split_reports(blob[:-3])
+    with pytest.raises(ReportError, match="Unsupported Report Format: 9"):
+        split_reports(b"\x09" * 20)
+
+
+def test_timestamps() -> None:
+    import datetime as dt
+
+    received = dt.datetime(2026, 2, 1, 2, 0, tzinfo=dt.timezone.utc)
+    assert to_utc(0x80000000 | 600000000, 30, received) == dt.datetime(2019, 1, 5, 10, 40, tzinfo=dt.timezone.utc)
+    assert to_utc(10, 30, received) == received - dt.timedelta(seconds=20)
+    assert to_utc(0xFFFFFFFF, 30, received) is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 0xFFFF), st.integers(1, 2**32 - 1), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.sampled_from([0, 1]),
+)
+def test_encode_decode_round_trip(
+    rows: list[tuple[int, int, int, int]], device: int, report_id: int, flags: int
+) -> None:
+    readings = [Reading(*row) for row in rows]
+    report = SignedListReport(
+        device=device, report_id=report_id, sent_timestamp=5, readings=readings, signature_flags=flags
+    )
+    key = b"k" * 32
+    data = report.encode(key)
+    assert SignedListReport.decode(data, key).readings == readings
