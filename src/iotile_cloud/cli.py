@@ -240,5 +240,15 @@ def demo(data_dir: Path | None) -> None:
         run_demo(data_dir)
 
 
+def _register_subcommands() -> None:
+    from iotile_cloud.cli_reports import report, upload
+
+    main.add_command(report)
+    main.add_command(upload)
+
+
+_register_subcommands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()
