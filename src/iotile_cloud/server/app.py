@@ -50,11 +50,16 @@ def create_app(
         engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
     )
     _install_handlers(app)
+    for router in routers():
+        app.include_router(router, prefix=API)
+    return app
+
+
+def routers() -> list[Any]:
+    """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
     from iotile_cloud.server.routes import auth, data, devices, misc, orgs, reports, streams
 
-    for module in (misc, auth, orgs, reports, devices, streams, data):
-        app.include_router(module.router, prefix=API)
-    return app
+    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data)]
 
 
 def _install_handlers(app: FastAPI) -> None:
