@@ -43,8 +43,9 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
-        self.process = subprocess.Popen(_cli("serve", "--data-dir", str(self.data_dir), "--port", str(self.port),
-                                             "--log-level", "warning"))
+        self.process = subprocess.Popen(
+            _cli("serve", "--data-dir", str(self.data_dir), "--port", str(self.port), "--log-level", "warning")
+        )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -68,8 +69,20 @@ class Server:
 @pytest.fixture
 def server(tmp_path: Path) -> Server:
     data_dir = tmp_path / "cloud"
-    subprocess.run(_cli("admin", "create-user", "ops@example.com", "--password", "ops-pass-1", "--staff",
-                        "--data-dir", str(data_dir)), check=True, capture_output=True)
+    subprocess.run(
+        _cli(
+            "admin",
+            "create-user",
+            "ops@example.com",
+            "--password",
+            "ops-pass-1",
+            "--staff",
+            "--data-dir",
+            str(data_dir),
+        ),
+        check=True,
+        capture_output=True,
+    )
     srv = Server(data_dir)
     srv.start()
     yield srv
@@ -88,8 +101,12 @@ def test_sigkill_mid_ingest_leaves_no_partial_data(server: Server) -> None:
     api.device.post({"label": "big", "template": "internaltestingtemplate-v1-0-0", "slug": "d--0abc"}, staff=1)
     api.device.claim.post({"device": "d--0abc", "project": project["id"]})
     stream = f"s--{project['slug'][3:]}--0000-0000-0000-0abc--5001"
-    report = SignedListReport(device=0xABC, report_id=READINGS + 1, sent_timestamp=READINGS + 10,
-                              readings=[Reading(0x5001, i, i, i) for i in range(1, READINGS + 1)])
+    report = SignedListReport(
+        device=0xABC,
+        report_id=READINGS + 1,
+        sent_timestamp=READINGS + 10,
+        readings=[Reading(0x5001, i, i, i) for i in range(1, READINGS + 1)],
+    )
     data = report.encode()
 
     outcome: list[object] = []

@@ -47,8 +47,15 @@ def test_original_client_against_our_server(cloud: CloudHelper) -> None:
     from iotile_cloud.server import db
 
     with cloud.engine.begin() as conn:
-        conn.execute(db.devices.insert().values(id=0x77, label="Legacy", sg="water-meter-v1-1-0",
-                                                template="internaltestingtemplate-v1-0-0", created_on=db.now_us()))
+        conn.execute(
+            db.devices.insert().values(
+                id=0x77,
+                label="Legacy",
+                sg="water-meter-v1-1-0",
+                template="internaltestingtemplate-v1-0-0",
+                created_on=db.now_us(),
+            )
+        )
     result = run_original(SCRIPT, cloud.url, USER[0], USER[1], "d--0000-0000-0000-0077")
     assert result.returncode == 0, result.stderr[-3000:]
     out = json.loads(result.stdout.strip().splitlines()[-1])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import email.utils
 import random
 import ssl
@@ -334,6 +335,52 @@ class Client(_Base):
             if check:
                 check_response(response)
             return response
+
+    @contextlib.contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        """A response whose body is read as it arrives (not checked: look at ``status_code``).
+
+        Connection failures and the retry statuses are retried before the body starts, as for
+        :meth:`send`; once the body flows, a failure raises.
+        """
+        method = method.upper()
+        url = self.url(path)
+        attempt = 0
+        while True:
+            if self._needs_refresh():
+                self._try_refresh()
+            request = self._http.build_request(
+                method, url, params=_clean(params), headers={**self.auth_headers(), **(headers or {})}
+            )
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as error:
+                delay = _retry_delay(self.retry, attempt, method in IDEMPOTENT_METHODS, error=error)
+                if delay is None:
+                    raise _transport_error(error, method, url) from error
+                time.sleep(delay)
+                attempt += 1
+                continue
+            delay = _retry_delay(self.retry, attempt, method in IDEMPOTENT_METHODS, response=response)
+            if delay is not None:
+                response.close()
+                time.sleep(delay)
+                attempt += 1
+                continue
+            try:
+                yield response
+            except httpx.TransportError as error:
+                raise _transport_error(error, method, url) from error
+            finally:
+                response.close()
+            return
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send and decode: parsed JSON, None for 204, raw bytes for anything else."""

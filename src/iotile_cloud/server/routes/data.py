@@ -125,20 +125,24 @@ def lastn(request: Request) -> int | None:
     return value
 
 
+def ordered_selection(request: Request, table: sa.Table, pks: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
+    """The rows a request selects and their order (time, then id); ``lastn``: the newest N, ascending."""
+    query = _range_query(request, table, pks)
+    n = lastn(request)
+    if n is None:
+        return query, (table.c.ts, table.c.id)
+    newest = query.order_by(table.c.ts.desc(), table.c.id.desc()).limit(n).subquery()
+    return sa.select(newest), (newest.c.ts, newest.c.id)
+
+
 def paged_rows(
     conn: Connection, request: Request, table: sa.Table, pks: Sequence[int], size_class: tuple[int, int]
 ) -> tuple[Pager, int, list[Row[Any]]]:
-    """Count and fetch one page, ordered by time (``lastn``: the newest N, still ascending)."""
+    """Count and fetch one page of a selection."""
     pager = Pager(request, size_class)
     if not pks:
         return pager, 0, []
-    query = _range_query(request, table, pks)
-    order: tuple[Any, ...] = (table.c.ts, table.c.id)
-    n = lastn(request)
-    if n is not None:
-        newest = query.order_by(table.c.ts.desc(), table.c.id.desc()).limit(n).subquery()
-        query = sa.select(newest)
-        order = (newest.c.ts, newest.c.id)
+    query, order = ordered_selection(request, table, pks)
     count = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
     pager.check(count)
     rows = list(conn.execute(query.order_by(*order).offset(pager.offset).limit(pager.size))) if count else []
@@ -364,15 +368,31 @@ def data_delete(point_id: int, request: Request, principal: Principal = Depends(
 # -- /df/ ---------------------------------------------------------------------------------------
 
 
-@router.get("/df/", summary="A stream's data as one table: ?filter=s--...&format=csv|json[&apply_mdo=1]")
+@router.get(
+    "/df/",
+    summary="A selection as one table: ?filter=s--|d--|v--&format=csv|json|arrow (or Accept: Arrow IPC)",
+)
 def data_frame(request: Request, principal: Principal = Depends(current_user)) -> Response:
+    """CSV/JSON (``timestamp,value``; one stream, as the original) or the columnar Arrow IPC stream.
+
+    The Arrow stream (``format=arrow`` or ``Accept: application/vnd.apache.arrow.stream``) carries
+    every column of the selection and works for device and variable filters too; see
+    ``docs/columnar.md``.
+    """
+    from iotile_cloud.server import columnar
+
     params = request.query_params
     text = params.get("filter", "")
+    accept = request.headers.get("accept", "")
+    fmt = params.get("format") or ("arrow" if columnar.ARROW_MEDIA_TYPE in accept else "csv")
+    if fmt not in ("csv", "json", "arrow"):
+        raise APIError(400, {"detail": "format must be csv, json or arrow"})
+    if fmt == "arrow":
+        if not text.lower().startswith(("s--", "d--", "v--")):
+            raise APIError(400, {"detail": "filter argument with a s--, d-- or v-- slug is required"})
+        return columnar.arrow_response(request, principal, text)
     if not text.lower().startswith("s--"):
         raise APIError(400, {"detail": "filter argument with a stream slug (s--...) is required"})
-    fmt = params.get("format", "csv")
-    if fmt not in ("csv", "json"):
-        raise APIError(400, {"detail": "format must be csv or json"})
     apply_mdo = parse_bool(params.get("apply_mdo", "")) is True
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, text)
@@ -380,9 +400,9 @@ def data_frame(request: Request, principal: Principal = Depends(current_user)) -
             raise not_found()
         stream = streams[0]
         conv = model.converter(conn, stream)
-        query = _range_query(request, db.data, [stream.pk]).with_only_columns(db.data.c.ts, db.data.c.value)
-        rows = conn.execute(query.order_by(db.data.c.ts, db.data.c.id)).all()
-    values = [(iso(ts), conv.output(v) if apply_mdo else v) for ts, v in rows]
+        query, order = ordered_selection(request, db.data, [stream.pk])
+        rows = conn.execute(query.order_by(*order)).all()
+    values = [(iso(r.ts), conv.output(r.value) if apply_mdo else r.value) for r in rows]
     if fmt == "json":
         return JSON([{"timestamp": t, "value": v} for t, v in values])
     out = io.StringIO()

@@ -1,0 +1,179 @@
+"""Stream data into columns: the three paths agree with what the server holds."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+import sqlalchemy as sa
+
+from iotile_cloud.api.connection import Api
+from iotile_cloud.server import db
+from iotile_cloud.stream.data import RawData, StreamData
+from iotile_cloud.stream.frames import fetch_arrays, fetch_dataframe, fetch_table
+from iotile_cloud.testing.cloud import CloudHelper
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+
+
+@pytest.fixture
+def seeded(cloud: CloudHelper, api: Api) -> dict[str, str]:
+    """Two devices in one project, 2500 points on each device's 5001 and 100 on 5002."""
+    project_id, project = cloud.quick_add_project()
+    devices = [cloud.quick_add_device(project_id) for _ in range(2)]
+    gid = project[3:]
+    for n, device in enumerate(devices):
+        for lid, count in (("5001", 2500), ("5002", 100)):
+            stream = f"s--{gid}--{device[3:]}--{lid}"
+            points = [
+                {
+                    "stream": stream,
+                    "timestamp": (T0 + dt.timedelta(seconds=10 * i + n)).isoformat(),
+                    "int_value": i + 1000 * n,
+                }
+                for i in range(count)
+            ]
+            for i in range(0, count, 1000):
+                api.data.post(points[i : i + 1000])
+    return {
+        "project": project,
+        "device": devices[0],
+        "stream": f"s--{gid}--{devices[0][3:]}--5001",
+        "variable": f"v--{gid}--5001",
+    }
+
+
+def server_rows(cloud: CloudHelper, where: Callable[[sa.Select], sa.Select]) -> list[tuple[int, int]]:
+    """(microseconds, int_value) straight from the database, in time order."""
+    query = sa.select(db.data.c.ts, db.data.c.int_value).join(db.streams, db.streams.c.pk == db.data.c.stream_pk)
+    with cloud.engine.connect() as conn:
+        return [tuple(r) for r in conn.execute(where(query).order_by(db.data.c.ts, db.data.c.id))]
+
+
+def micros(frame_index: pd.DatetimeIndex) -> list[int]:
+    return list((frame_index - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(microseconds=1))
+
+
+class OriginalDf(httpx.BaseTransport):
+    """Forwards to the real server but strips the columnar request, as a server that only speaks the
+    original JSON pages would ignore it (the original's /df/ answers CSV)."""
+
+    def __init__(self) -> None:
+        self.real = httpx.HTTPTransport()
+        self.paths: list[str] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.paths.append(request.url.path)
+        if request.url.path.endswith("/df/"):
+            params = [(k, v) for k, v in request.url.params.multi_items() if k != "format"]
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(params=params),
+                headers={k: v for k, v in request.headers.items() if k.lower() != "accept"},
+            )
+        return self.real.handle_request(request)
+
+
+@pytest.mark.parametrize("kind", ["stream", "device", "variable"])
+def test_three_paths_match_the_database(cloud: CloudHelper, api: Api, seeded: dict[str, str], kind: str) -> None:
+    text = seeded[kind]
+    where: dict[str, Callable[[sa.Select], sa.Select]] = {
+        "stream": lambda q: q.where(db.streams.c.slug == text),
+        "device": lambda q: q.where(db.streams.c.device_id == int(text[3:].replace("-", ""), 16)),
+        "variable": lambda q: q.where(db.streams.c.slug.like(f"s--{seeded['project'][3:]}--%--5001")),
+    }
+    expected = server_rows(cloud, where[kind])
+    assert len(expected) in (2500, 2600, 5000)
+
+    frame = fetch_dataframe(api, text)
+    assert list(zip(micros(frame.index), frame["int_value"].tolist(), strict=True)) == expected
+    assert str(frame.index.tz) == "UTC" and frame.index.name == "timestamp"
+    assert ("stream" in frame.columns) == (kind != "stream")
+
+    transport = OriginalDf()
+    old_server = Api(cloud.url, transport=transport)
+    old_server.set_token(api.token)
+    fallback = fetch_dataframe(old_server, text)
+    assert any(p.endswith("/data/") for p in transport.paths)  # really used the JSON pages
+    pd.testing.assert_frame_equal(fallback, frame, check_like=True)
+
+    if kind == "stream":
+        compat = StreamData(text, api)
+    else:
+        compat = RawData(api)
+    compat.initialize_from_server(**({"filter": text} if kind != "stream" else {}))
+    assert [item["int_value"] for item in compat.data] == [v for _, v in expected]
+
+
+def test_range_and_lastn_boundaries(api: Api, seeded: dict[str, str]) -> None:
+    text = seeded["stream"]
+    start, end = T0 + dt.timedelta(seconds=100), T0 + dt.timedelta(seconds=200)
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    for columnar in (True, False):
+        arrays = fetch_arrays(api, text, start=start.strftime(iso), end=end.strftime(iso), columnar=columnar)
+        assert arrays["int_value"].tolist() == list(range(10, 20))  # start inclusive, end exclusive
+        assert arrays["timestamp"][0] == np.datetime64("2026-01-01T00:01:40")
+        last = fetch_arrays(api, text, lastn=7, columnar=columnar)
+        assert last["int_value"].tolist() == list(range(2493, 2500))
+    data = StreamData(text, api)
+    data.initialize_from_server(start=start.strftime(iso), end=end.strftime(iso))
+    assert [p["int_value"] for p in data.data] == list(range(10, 20))
+
+
+def test_output_values_and_units(api: Api, seeded: dict[str, str]) -> None:
+    frame = fetch_dataframe(api, seeded["stream"], lastn=3)
+    assert frame["output_value"].tolist() == pytest.approx([2497, 2498, 2499])  # gallons out
+    litres = fetch_dataframe(api, seeded["stream"], lastn=3, unit="L")
+    assert litres["output_value"].tolist() == pytest.approx([v * 3.78541 for v in (2497, 2498, 2499)])
+    assert litres.attrs["unit"] == "L"
+    cubic = fetch_dataframe(api, seeded["device"], lastn=2, unit="out--water-meter-volume--cubic-meters")
+    assert cubic["output_value"].tolist() == pytest.approx((cubic["value"] / 1000).tolist())
+    with pytest.raises(ValueError, match="not available"):
+        fetch_dataframe(api, seeded["stream"], lastn=1, unit="furlongs")
+
+
+def test_progress_and_empty(api: Api, seeded: dict[str, str]) -> None:
+    seen: list[tuple[int, int]] = []
+    table = fetch_table(api, seeded["stream"], progress=lambda done, total: seen.append((done, total)))
+    assert table.num_rows == 2500 and seen[-1] == (2500, 2500)
+    empty = fetch_dataframe(api, seeded["stream"], start="2030-01-01T00:00:00Z")
+    assert len(empty) == 0 and "output_value" in empty.columns
+
+
+def test_pages_changing_while_read(cloud: CloudHelper, api: Api, seeded: dict[str, str]) -> None:
+    """New points arriving between pages: nothing old is lost or repeated, order is kept."""
+    text = seeded["stream"]
+    before = [v for _, v in server_rows(cloud, lambda q: q.where(db.streams.c.slug == text))]
+    writer = Api(cloud.url)
+    writer.set_token(api.token)
+    added = []
+
+    class Arrivals(httpx.BaseTransport):
+        real = httpx.HTTPTransport()
+
+        def handle_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.params.get("page") == "2" and not added:
+                new = [
+                    {
+                        "stream": text,
+                        "timestamp": (T0 + dt.timedelta(days=1, seconds=i)).isoformat(),
+                        "int_value": 90000 + i,
+                    }
+                    for i in range(700)
+                ]
+                writer.data.post(new)
+                added.extend(p["int_value"] for p in new)
+            return self.real.handle_request(request)
+
+    reader = Api(cloud.url, transport=Arrivals())
+    reader.set_token(api.token)
+    data = StreamData(text, reader)
+    data.initialize_from_server(page_size=500)
+    values = [p["int_value"] for p in data.data]
+    assert added
+    assert values[: len(before)] == before
+    assert values == before + added  # the extra page made by the arrivals was followed
