@@ -186,3 +186,44 @@ def test_upload_report_and_event(cloud: CloudHelper, tmp_path: Path) -> None:
     assert code == 2 and "JSON object" in out
     code, out = run("upload", "report", str(REPORTS / "invalid_footer_16_readings.bin"))
     assert code == 1 and "Invalid Hash" in out
+
+
+def _seed_stream(cloud: CloudHelper, n: int = 30) -> str:
+    from iotile_cloud.api.connection import Api
+
+    project_id, project = cloud.quick_add_project()
+    device = cloud.quick_add_device(project_id)
+    stream = f"s--{project[3:]}--{device[3:]}--5001"
+    api = Api(cloud.url)
+    assert api.login(email=USER[0], password=USER[1])
+    api.data.post([{"stream": stream, "timestamp": f"2026-01-01T00:{i:02d}:00Z", "int_value": i} for i in range(n)])
+    return stream
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".json"])
+def test_data_download(cloud: CloudHelper, tmp_path: Path, suffix: str) -> None:
+    import pandas as pd
+
+    stream = _seed_stream(cloud)
+    assert run("login", "--domain", cloud.url, "--email", USER[0], "--password", USER[1])[0] == 0
+    target = tmp_path / f"out{suffix}"
+    code, out = run("data", "download", stream, "--start", "2026-01-01T00:10:00Z", "--end", "2026-01-01T00:20:00Z",
+                    "--unit", "L", "-o", str(target))
+    assert code == 0 and "Wrote 10 points" in out
+    frame = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".json": pd.read_json}[suffix](target)
+    assert frame["int_value"].tolist() == list(range(10, 20))
+    assert frame["output_value"].tolist() == pytest.approx([i * 3.78541 for i in range(10, 20)])
+    code, out = run("data", "download", stream, "-o", str(tmp_path / "x.xlsx"))
+    assert code == 2 and ".csv, .parquet or .json" in out
+
+
+def test_report_accumulate(cloud: CloudHelper) -> None:
+    stream = _seed_stream(cloud, n=5)
+    assert run("login", "--domain", cloud.url, "--email", USER[0], "--password", USER[1])[0] == 0
+    code, out = run("report", "accumulate", "p--" + stream.split("--")[1], "--start", "2025-01-01T00:00:00Z", "--json")
+    assert code == 0
+    assert json.loads(out)["total"] == pytest.approx(10.0)
+    code, out = run("report", "accumulate", stream, "--start", "2025-01-01T00:00:00Z")
+    assert code == 0 and stream in out and "10.000" in out
+    code, out = run("report", "accumulate", "p--0000-0fff", "--start", "2025-01-01T00:00:00Z")
+    assert code == 1 and "No streams were found" in out

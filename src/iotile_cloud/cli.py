@@ -241,10 +241,12 @@ def demo(data_dir: Path | None) -> None:
 
 
 def _register_subcommands() -> None:
+    from iotile_cloud.cli_data import data
     from iotile_cloud.cli_reports import report, upload
 
     main.add_command(report)
     main.add_command(upload)
+    main.add_command(data)
 
 
 _register_subcommands()

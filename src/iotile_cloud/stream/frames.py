@@ -216,7 +216,8 @@ def _unit_helper(client: Client, stream_slugs: list[str], unit: str) -> dict[str
     return helpers
 
 
-def _convert(table: pa.Table, client: Client, unit: str) -> pa.Table:
+def convert_units(table: pa.Table, client: Client, unit: str) -> pa.Table:
+    """``output_value`` in ``unit`` (a unit slug, short or full name the streams' type offers)."""
     streams = table.column("stream").unique().to_pylist()
     return _with_outputs(table, dict(_unit_helper(client, [s for s in streams if s], unit)))
 
@@ -251,7 +252,7 @@ def fetch_arrays(
     """Columns as numpy arrays (``timestamp`` is ``datetime64[us]`` in UTC; nulls are NaN in floats)."""
     table = fetch_table(api, filter, start=start, end=end, lastn=lastn, progress=progress, columnar=columnar)
     if unit:
-        table = _convert(table, _client(api), unit)
+        table = convert_units(table, _client(api), unit)
     out = {}
     for name in table.column_names:
         column = table.column(name)
@@ -280,7 +281,7 @@ def fetch_dataframe(
     """
     table = fetch_table(api, filter, start=start, end=end, lastn=lastn, progress=progress, columnar=columnar)
     if unit:
-        table = _convert(table, _client(api), unit)
+        table = convert_units(table, _client(api), unit)
     if str(filter).lower().startswith("s--"):
         table = table.drop_columns(["stream"])
     frame = table.to_pandas(self_destruct=True, split_blocks=True, types_mapper=None)
