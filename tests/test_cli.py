@@ -207,8 +207,19 @@ def test_data_download(cloud: CloudHelper, tmp_path: Path, suffix: str) -> None:
     stream = _seed_stream(cloud)
     assert run("login", "--domain", cloud.url, "--email", USER[0], "--password", USER[1])[0] == 0
     target = tmp_path / f"out{suffix}"
-    code, out = run("data", "download", stream, "--start", "2026-01-01T00:10:00Z", "--end", "2026-01-01T00:20:00Z",
-                    "--unit", "L", "-o", str(target))
+    code, out = run(
+        "data",
+        "download",
+        stream,
+        "--start",
+        "2026-01-01T00:10:00Z",
+        "--end",
+        "2026-01-01T00:20:00Z",
+        "--unit",
+        "L",
+        "-o",
+        str(target),
+    )
     assert code == 0 and "Wrote 10 points" in out
     frame = {".csv": pd.read_csv, ".parquet": pd.read_parquet, ".json": pd.read_json}[suffix](target)
     assert frame["int_value"].tolist() == list(range(10, 20))

@@ -42,15 +42,27 @@ class _Bar:
 
 @data.command()
 @click.argument("filter")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              help="File to write: .csv, .parquet or .json")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    required=True,
+    help="File to write: .csv, .parquet or .json",
+)
 @click.option("--start", default=None, help="From this UTC time (inclusive)")
 @click.option("--end", default=None, help="Until this UTC time (exclusive)")
 @click.option("--lastn", type=click.IntRange(1, 100000), default=None, help="Only the last N points")
 @click.option("--unit", default=None, help="Output unit (slug or short name, e.g. L, G, C)")
 @click.option("--domain", default=None, help="Server (default: last login)")
-def download(filter: str, output: Path, start: str | None, end: str | None, lastn: int | None, unit: str | None,
-             domain: str | None) -> None:
+def download(
+    filter: str,
+    output: Path,
+    start: str | None,
+    end: str | None,
+    lastn: int | None,
+    unit: str | None,
+    domain: str | None,
+) -> None:
     """Download a stream (s--), device (d--) or variable (v--) to a file."""
     import pyarrow as pa
 

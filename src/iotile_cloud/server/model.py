@@ -202,6 +202,13 @@ class Converter:
             return None
         return float(self.output_mdo.compute(value))
 
+    def outputs(self, values: list[float | None]) -> list[float | None]:
+        """:meth:`output` for a whole page (nulls stay null)."""
+        if self.output_mdo is None:
+            return [None] * len(values)
+        compute = self.output_mdo.compute
+        return [None if v is None else float(compute(v)) for v in values]
+
     def display(self, output: float | None, value: float | None) -> str:
         shown = output if output is not None else value
         if shown is None:

@@ -59,26 +59,34 @@ def _params(filter: str, start: Any, end: Any, lastn: int | None) -> dict[str, A
 
 
 class _BodyReader(io.RawIOBase):
-    """A file-like view of a streaming HTTP body, for pyarrow's IPC reader."""
+    """A file-like view of a streaming HTTP body for pyarrow's IPC reader (``read(n)`` returns n
+    bytes unless the body ends)."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         super().__init__()
         self._chunks = chunks
-        self._buffer = b""
+        self._buffer = bytearray()
+        self._done = False
 
     def readable(self) -> bool:
         return True
 
-    def readinto(self, target: Any) -> int:
-        while not self._buffer:
+    def read(self, size: int | None = -1) -> bytes:
+        while not self._done and (size is None or size < 0 or len(self._buffer) < size):
             try:
-                self._buffer = next(self._chunks)
+                self._buffer += next(self._chunks)
             except StopIteration:
-                return 0
-        size = min(len(target), len(self._buffer))
-        target[:size] = self._buffer[:size]
-        self._buffer = self._buffer[size:]
-        return size
+                self._done = True
+        if size is None or size < 0:
+            size = len(self._buffer)
+        out = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        return out
+
+    def readinto(self, target: Any) -> int:
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
 
 
 def _normalise(table: pa.Table) -> pa.Table:

@@ -149,6 +149,46 @@ def paged_rows(
     return pager, count, rows
 
 
+_PAGE_COLUMNS = (
+    "id",
+    "stream_pk",
+    "ts",
+    "device_timestamp",
+    "int_value",
+    "value",
+    "type",
+    "streamer_local_id",
+    "dirty_ts",
+    "status",
+)
+
+
+def data_page(
+    conn: Connection, request: Request, pks: Sequence[int], size_class: tuple[int, int]
+) -> tuple[Pager, int, dict[str, list[Any]]]:
+    """One page of data points as columns (the fast path of ``/data/`` and ``/stream/<slug>/data/``)."""
+    pager = Pager(request, size_class)
+    if not pks:
+        return pager, 0, {}
+    query, order = ordered_selection(request, db.data, pks)
+    selection = query.subquery()
+    count = int(conn.execute(sa.select(sa.func.count()).select_from(selection)).scalar_one())
+    pager.check(count)
+    if not count:
+        return pager, count, {}
+    statement = (
+        sa.select(*(selection.c[name] for name in _PAGE_COLUMNS))
+        .order_by(*(selection.c[o.name] for o in order))
+        .offset(pager.offset)
+        .limit(pager.size)
+    )
+    rows = db.fetch_tuples(conn, statement)
+    columns = {name: list(values) for name, values in zip(_PAGE_COLUMNS, zip(*rows, strict=True), strict=True)}
+    columns["timestamp"] = db.iso_many(columns["ts"])
+    columns["dirty_ts"] = [bool(v) for v in columns["dirty_ts"]]
+    return pager, count, columns
+
+
 def _stream_info(stream: Row[Any], conn: Connection) -> dict[str, Any]:
     project = conn.execute(sa.select(db.projects.c.gid).where(db.projects.c.id == stream.project_id)).scalar_one()
     lid = int(stream.slug.rsplit("--", 1)[1], 16)
@@ -183,8 +223,39 @@ def data_list(request: Request, principal: Principal = Depends(current_user)) ->
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
-        pager, count, rows = paged_rows(conn, request, db.data, list(infos), LARGE)
-        return JSON(pager.body(count, [data_item(r, infos[r.stream_pk]) for r in rows]))
+        pager, count, c = data_page(conn, request, list(infos), LARGE)
+        results = (
+            [
+                {
+                    "id": i,
+                    **infos[pk],
+                    "type": kind,
+                    "device_timestamp": dts,
+                    "timestamp": ts,
+                    "int_value": iv,
+                    "value": v,
+                    "streamer_local_id": sid,
+                    "dirty_ts": dirty,
+                    "status": status,
+                }
+                for i, pk, kind, dts, ts, iv, v, sid, dirty, status in zip(
+                    c["id"],
+                    c["stream_pk"],
+                    c["type"],
+                    c["device_timestamp"],
+                    c["timestamp"],
+                    c["int_value"],
+                    c["value"],
+                    c["streamer_local_id"],
+                    c["dirty_ts"],
+                    c["status"],
+                    strict=True,
+                )
+            ]
+            if count
+            else []
+        )
+        return JSON(pager.body(count, results))
 
 
 @router.get("/stream/{slug}/data/", summary="Data of one stream with output values")
@@ -192,21 +263,25 @@ def stream_data(slug: str, request: Request, principal: Principal = Depends(curr
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
-        pager, count, rows = paged_rows(conn, request, db.data, [stream.pk], SUPER_LARGE)
+        pager, count, c = data_page(conn, request, [stream.pk], SUPER_LARGE)
         results = []
-        for r in rows:
-            output = conv.output(r.value)
-            results.append(
+        if count:
+            outputs = conv.outputs(c["value"])
+            display = conv.display
+            results = [
                 {
-                    "type": r.type,
-                    "timestamp": iso(r.ts),
-                    "int_value": r.int_value,
-                    "value": r.value,
-                    "display_value": conv.display(output, r.value),
-                    "output_value": output,
-                    "streamer_local_id": r.streamer_local_id,
+                    "type": kind,
+                    "timestamp": ts,
+                    "int_value": iv,
+                    "value": v,
+                    "display_value": display(out, v),
+                    "output_value": out,
+                    "streamer_local_id": sid,
                 }
-            )
+                for kind, ts, iv, v, out, sid in zip(
+                    c["type"], c["timestamp"], c["int_value"], c["value"], outputs, c["streamer_local_id"], strict=True
+                )
+            ]
         return JSON(pager.body(count, results))
 
 
