@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -56,6 +57,36 @@ class Reading(NamedTuple):
         return bool(self.stream & 0x0800)
 
 
+class ReadingList(Sequence[Reading]):
+    """Readings decoded from a report body on first use (ingest reads the bytes as arrays instead)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+        self._items: list[Reading] | None = None
+
+    def _decoded(self) -> list[Reading]:
+        if self._items is None:
+            self._items = [Reading(s, i, t, v) for s, _r, i, t, v in _READING.iter_unpack(self._body)]
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._body) // _READING_SIZE
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._decoded()[index]
+
+    def __iter__(self) -> Iterator[Reading]:
+        return iter(self._decoded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, Sequence)):
+            return self._decoded() == list(other)
+        return NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(self._decoded())
+
+
 def report_key(root_key: bytes, report_id: int, sent_timestamp: int) -> bytes:
     """HMAC-SHA256(root key, u32(2) || u32(report id) || u32(sent timestamp))."""
     if len(root_key) != 32:
@@ -100,11 +131,12 @@ class SignedListReport:
     highest_id: int = 0
     signature: bytes = b""
     raw: bytes | None = None
+    _body: bytes | None = field(default=None, repr=False, compare=False)
 
     format = 1
 
     def __post_init__(self) -> None:
-        if self.readings and not (self.lowest_id or self.highest_id):
+        if len(self.readings) and not (self.lowest_id or self.highest_id):
             ids = [r.reading_id for r in self.readings if r.reading_id]
             self.lowest_id, self.highest_id = (min(ids), max(ids)) if ids else (0, 0)
 
@@ -174,19 +206,23 @@ class SignedListReport:
         if flags != SIGNATURE_HASH:
             assert key is not None
             body = _ctr(report_key(key, report_id, sent), body)
-        report.readings = [Reading(s, i, t, v) for s, _r, i, t, v in _READING.iter_unpack(body)]
+        report.readings = ReadingList(body)  # type: ignore[assignment]
         report.verified = True
+        report._body = body
         return report
 
     def readings_array(self) -> Any:
-        """The readings as a numpy structured array (fields stream, reading_id, raw_timestamp, value)."""
+        """The readings as a numpy structured array (fields stream, reserved, reading_id,
+        raw_timestamp, value), straight from the decoded bytes when there are some."""
         import numpy as np
 
-        dtype = np.dtype([("stream", "<u2"), ("reading_id", "<u4"), ("raw_timestamp", "<u4"), ("value", "<u4")])
-        out = np.empty(len(self.readings), dtype=dtype)
-        if self.readings:
-            out["stream"], out["reading_id"], out["raw_timestamp"], out["value"] = zip(*self.readings, strict=True)
-        return out
+        dtype = np.dtype(
+            [("stream", "<u2"), ("reserved", "<u2"), ("reading_id", "<u4"), ("raw_timestamp", "<u4"), ("value", "<u4")]
+        )
+        if self._body is not None and len(self._body) == 16 * len(self.readings):
+            return np.frombuffer(self._body, dtype=dtype)
+        body = b"".join(_READING.pack(r.stream, 0, r.reading_id, r.raw_timestamp, r.value) for r in self.readings)
+        return np.frombuffer(body, dtype=dtype)
 
 
 @dataclass

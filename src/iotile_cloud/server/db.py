@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +319,24 @@ def fetch_tuples(conn: Any, statement: Any) -> list[tuple[Any, ...]]:
         cursor.close()
 
 
+def insert_rows(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Bulk insert plain tuples through the DB-API ``executemany`` (SQLite ``?``, psycopg ``%s``).
+
+    The one bulk-insert path: report ingest and list POSTs use it, and so does the raw baseline of
+    ``benchmarks/ingest.py``.
+    """
+    if not rows:
+        return
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    names = ", ".join(f'"{name}"' for name in columns)
+    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})"
+    cursor = conn.connection.driver_connection.cursor()
+    try:
+        cursor.executemany(sql, rows)
+    finally:
+        cursor.close()
+
+
 # -- engine -------------------------------------------------------------------------------------
 
 
@@ -364,6 +383,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: bulk inserts keep the data index in memory
     cursor.close()
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
@@ -51,6 +52,43 @@ def _lock_streamer(conn: Connection, device_id: int, index: int, selector: int) 
     return conn.execute(query).one()
 
 
+_NO_TIME = np.iinfo(np.int64).min
+_Y2K_US = 946_684_800 * 1_000_000
+_DATA_COLUMNS = (
+    "stream_pk",
+    "ts",
+    "device_timestamp",
+    "int_value",
+    "value",
+    "type",
+    "streamer_local_id",
+    "dirty_ts",
+    "status",
+)
+
+
+def _columns(report: SignedListReport | DictionaryReport) -> dict[str, np.ndarray]:
+    """The report's readings as columns (raw timestamps -1 when missing, given times or _NO_TIME)."""
+    if isinstance(report, SignedListReport):
+        array = report.readings_array()
+        n = len(array)
+        return {
+            "stream": array["stream"].astype(np.int64),
+            "reading_id": array["reading_id"].astype(np.int64),
+            "raw": array["raw_timestamp"].astype(np.int64),
+            "value": array["value"].astype(np.int64),
+            "given": np.full(n, _NO_TIME, dtype=np.int64),
+        }
+    readings = report.readings
+    return {
+        "stream": np.array([r.stream for r in readings], dtype=np.int64),
+        "reading_id": np.array([r.reading_id for r in readings], dtype=np.int64),
+        "raw": np.array([-1 if r.raw_timestamp is None else r.raw_timestamp for r in readings], dtype=np.int64),
+        "value": np.array([r.value for r in readings], dtype=object),
+        "given": np.array([db.to_us(r.timestamp) if r.timestamp else _NO_TIME for r in readings], dtype=np.int64),
+    }
+
+
 def ingest_report(
     conn: Connection,
     device: Row[Any],
@@ -64,101 +102,119 @@ def ingest_report(
     streamer = _lock_streamer(conn, device.id, report.streamer_index, report.streamer_selector)
     last_id = int(streamer.last_id)
     has_new = report.highest_id > last_id or report.highest_id == 0
-
-    def fresh(reading_id: int) -> bool:
-        # Readings without an id (0) cannot be de-duplicated one by one: they go with their report.
-        return reading_id > last_id if reading_id else has_new
-
-    readings = [r for r in report.readings if fresh(r.reading_id)]
-    events = [e for e in getattr(report, "events", []) if fresh(e.reading_id)]
+    received_us = db.to_us(received)
     sent = report.sent_timestamp
 
+    # De-duplicate: readings without an id (0) cannot be checked one by one; they go with their report.
+    cols = _columns(report)
+    ids = cols["reading_id"]
+    keep = (ids > last_id) | ((ids == 0) & has_new)
+    cols = {name: column[keep] for name, column in cols.items()}
+    stream, ids, raw, given = cols["stream"], cols["reading_id"], cols["raw"], cols["given"]
+    n = len(ids)
+
+    # Times (reports.md): bit 31 = real-time clock; otherwise uptime anchored on the received time.
+    has_given = given != _NO_TIME
+    unknown_raw = (raw < 0) | (raw == 0xFFFFFFFF)
+    rtc = ((raw & 0x80000000) != 0) & ~unknown_raw
+    uptime_ok = ~unknown_raw & ~rtc & (sent is not None) & (sent != 0xFFFFFFFF)
+    ts = np.full(n, received_us, dtype=np.int64)
+    ts[rtc] = _Y2K_US + (raw[rtc] & 0x7FFFFFFF) * 1_000_000
+    ts[uptime_ok] = received_us + (raw[uptime_ok] - (sent or 0)) * 1_000_000
+    ts[has_given] = given[has_given]
     # A simple, documented rule for reboots: uptime readings before the report's last reboot are dirty.
-    reboot_at = max((i for i, r in enumerate(readings) if r.stream == REBOOT_STREAM), default=-1)
+    reboots = np.nonzero(stream == REBOOT_STREAM)[0]
+    reboot_at = int(reboots[-1]) if len(reboots) else -1
+    dirty = ~has_given & ((~rtc & ~uptime_ok) | ((np.arange(n) < reboot_at) & uptime_ok))
+    status = np.where(dirty, "drt", np.where(rtc | has_given, "utc", "cln"))
+
+    # Values, converted per stream with its MDO and input unit (vectorised).
+    values = np.zeros(n, dtype=np.float64)
+    kinds = np.full(n, "Num", dtype=object)
+    stream_pks = np.zeros(n, dtype=np.int64)
     cache: dict[int, tuple[Row[Any], model.Converter]] = {}
 
-    def stream(lid: int) -> tuple[Row[Any], model.Converter]:
+    def stream_row(lid: int) -> tuple[Row[Any], model.Converter]:
         if lid not in cache:
             row = model.stream_for(conn, project, device.id, lid, user_id)
             cache[lid] = (row, model.converter(conn, row))
         return cache[lid]
 
-    received_us = db.to_us(received)
-    rows: list[dict[str, Any]] = []
-    for position, reading in enumerate(readings):
-        row, conv = stream(reading.stream)
-        given = getattr(reading, "timestamp", None)
-        when = given or to_utc(reading.raw_timestamp, sent, received)
-        rtc = (
-            reading.raw_timestamp is not None
-            and reading.raw_timestamp & 0x80000000
-            and reading.raw_timestamp != 0xFFFFFFFF
-        )
-        dirty = when is None or (position < reboot_at and not rtc and given is None)
-        raw = reading.value
-        if isinstance(raw, float) and not raw.is_integer():
-            value, kind, int_value = raw, "Num", None
-        else:
-            int_value = int(raw)
-            value, kind = conv.value(int_value)
-        rows.append(
-            {
-                "stream_pk": row.pk,
-                "ts": db.to_us(when) if when else received_us,
-                "device_timestamp": reading.raw_timestamp,
-                "int_value": int_value,
-                "value": value,
-                "type": kind,
-                "streamer_local_id": reading.reading_id,
-                "dirty_ts": dirty,
-                "status": "drt" if dirty else ("utc" if rtc or given else "cln"),
-            }
-        )
-    if rows:
-        conn.execute(sa.insert(db.data), rows)
+    raw_values = cols["value"]
+    is_fraction = (
+        np.array([isinstance(v, float) and not float(v).is_integer() for v in raw_values], dtype=bool)
+        if raw_values.dtype == object
+        else np.zeros(n, dtype=bool)
+    )
+    for lid in np.unique(stream).tolist():
+        row, conv = stream_row(int(lid))
+        mask = stream == lid
+        stream_pks[mask] = row.pk
+        whole = mask & ~is_fraction
+        if whole.any():
+            converted, kind = conv.values(raw_values[whole].astype(np.int64))
+            values[whole] = converted
+            kinds[whole] = kind
+        fraction = mask & is_fraction
+        values[fraction] = raw_values[fraction].astype(np.float64)
+    if is_fraction.any():
+        int_values = [None if f else int(v) for v, f in zip(raw_values.tolist(), is_fraction.tolist(), strict=True)]
+    else:
+        int_values = raw_values.astype(np.int64).tolist()
 
-    for event in events:
-        row, _conv = stream(event.stream)
-        when = event.timestamp or to_utc(event.raw_timestamp, sent, received)
-        values = {
-            "ts": db.to_us(when) if when else received_us,
-            "device_timestamp": event.raw_timestamp,
-            "streamer_local_id": event.reading_id,
-            "dirty_ts": when is None,
-            "status": "drt" if when is None else "utc",
-            "extra_data": orjson.dumps(event.extra_data).decode(),
-        }
+    device_ts = [None if r < 0 else r for r in raw.tolist()]
+    rows = list(
+        zip(
+            stream_pks.tolist(),
+            ts.tolist(),
+            device_ts,
+            int_values,
+            values.tolist(),
+            kinds.tolist(),
+            ids.tolist(),
+            dirty.tolist(),
+            status.tolist(),
+            strict=True,
+        )
+    )
+    db.insert_rows(conn, db.data, _DATA_COLUMNS, rows)
+
+    events = [e for e in getattr(report, "events", []) if e.reading_id > last_id or (e.reading_id == 0 and has_new)]
+    if events:
         from iotile_cloud.server.routes.data import insert_event
 
         folder = data_dir / "events"
         folder.mkdir(parents=True, exist_ok=True)
-        insert_event(conn, values, row.pk, folder, orjson.dumps(event.data) if event.data is not None else None)
+        for event in events:
+            row, _conv = stream_row(event.stream)
+            when = event.timestamp or to_utc(event.raw_timestamp, sent, received)
+            values_ = {
+                "ts": db.to_us(when) if when else received_us,
+                "device_timestamp": event.raw_timestamp,
+                "streamer_local_id": event.reading_id,
+                "dirty_ts": when is None,
+                "status": "drt" if when is None else "utc",
+                "extra_data": orjson.dumps(event.extra_data).decode(),
+            }
+            insert_event(conn, values_, row.pk, folder, orjson.dumps(event.data) if event.data is not None else None)
 
-    ids = [r["streamer_local_id"] for r in rows if r["streamer_local_id"]] + [
-        e.reading_id for e in events if e.reading_id
-    ]
-    first_id, top_id = (min(ids), max(ids)) if ids else (None, None)
-    stored_any = bool(rows or events)
-    if stored_any:
+    stored_ids = [i for i in ids.tolist() if i] + [e.reading_id for e in events if e.reading_id]
+    first_id, top_id = (min(stored_ids), max(stored_ids)) if stored_ids else (None, None)
+    if n or events:
         marker = CHOPPED_MARKER if CHOPPED_RANGE[0] <= raw_length <= CHOPPED_RANGE[1] else COMPLETE_MARKER
-        row, conv = stream(marker)
+        row, conv = stream_row(marker)
         value, kind = conv.value(report.streamer_index)
-        conn.execute(
-            sa.insert(db.data).values(
-                stream_pk=row.pk,
-                ts=received_us,
-                int_value=report.streamer_index,
-                value=value,
-                type=kind,
-                streamer_local_id=report.report_id,
-                status="cln",
-            )
+        db.insert_rows(
+            conn,
+            db.data,
+            _DATA_COLUMNS,
+            [(row.pk, received_us, None, report.streamer_index, value, kind, report.report_id, False, "cln")],
         )
     update: dict[str, Any] = {}
     if top_id is not None and top_id > last_id:
         update["last_id"] = top_id  # forward only
     if reboot_at >= 0:
-        update["last_reboot_ts"] = rows[reboot_at]["ts"]
+        update["last_reboot_ts"] = int(ts[reboot_at])
     if update:
         conn.execute(sa.update(db.streamers).where(db.streamers.c.id == streamer.id).values(**update))
     conn.execute(
@@ -177,5 +233,4 @@ def ingest_report(
             created_by=user_id,
         )
     )
-    count = len(report.readings)
-    return IngestResult(count=count, stored=len(rows), events=len(events), first_id=first_id, last_id=top_id)
+    return IngestResult(count=len(report.readings), stored=n, events=len(events), first_id=first_id, last_id=top_id)

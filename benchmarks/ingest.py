@@ -1,0 +1,175 @@
+"""Ingest benchmark: readings per second when uploading 10,000-reading reports to a local server,
+against the raw bulk-insert rate of the same rows into the same database, measured in this run.
+
+    python benchmarks/ingest.py [--reports 30] [--database postgresql://...] [--write-results]
+
+Also times decoding one 10,000-reading SignedListReport.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+READINGS = 10_000
+EMAIL, PASSWORD = "ingest@example.com", "ingest-pass-1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "iotile_cloud.cli", *args]
+
+
+def decode_ms() -> float:
+    from iotile_cloud.reports import Reading, SignedListReport
+
+    data = SignedListReport(
+        device=1,
+        report_id=READINGS + 1,
+        sent_timestamp=READINGS,
+        readings=[Reading(0x5001, i, i, i) for i in range(1, READINGS + 1)],
+    ).encode()
+    runs = 50
+    started = time.perf_counter()
+    for _ in range(runs):
+        report = SignedListReport.decode(data)
+        assert len(list(report.readings)) == READINGS  # verified, and every reading materialised
+    return (time.perf_counter() - started) / runs * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--reports", type=int, default=30, help="number of 10,000-reading reports to upload")
+    parser.add_argument("--database", default=None, help="PostgreSQL URL (default: SQLite in a temporary dir)")
+    parser.add_argument("--write-results", action="store_true")
+    args = parser.parse_args()
+
+    import sqlalchemy as sa
+
+    from iotile_cloud.api.connection import Api
+    from iotile_cloud.reports import Reading, SignedListReport
+    from iotile_cloud.server import db
+
+    received = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
+    with tempfile.TemporaryDirectory(prefix="iotile-ingest-") as folder:
+        where = ["--data-dir", folder] + (["--database", args.database] if args.database else [])
+        if args.database:
+            engine = db.make_engine(args.database)
+            with engine.begin() as conn:
+                for table in reversed(db.metadata.sorted_tables):
+                    conn.execute(sa.delete(table))
+            engine.dispose()
+        subprocess.run(
+            cli("admin", "create-user", EMAIL, "--password", PASSWORD, "--staff", *where),
+            check=True,
+            capture_output=True,
+        )
+        port = free_port()
+        server = subprocess.Popen(cli("serve", "--port", str(port), "--log-level", "warning", *where))
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            api = Api(f"http://127.0.0.1:{port}")
+            assert api.login(email=EMAIL, password=PASSWORD)
+            org = api.org.post({"name": "Ingest"})["slug"]
+            project = api.project.post({"name": "Ingest", "org": org})
+            api.device.post(
+                {"label": "bench", "template": "internaltestingtemplate-v1-0-0", "slug": "d--0001"}, staff=1
+            )
+            api.device.claim.post({"device": "d--0001", "project": project["id"]})
+            reports = []
+            for n in range(args.reports):
+                first = n * READINGS + 1
+                readings = [Reading(0x5001 + (i % 4), first + i, first + i, i % 5000) for i in range(READINGS)]
+                reports.append(
+                    SignedListReport(
+                        device=1, report_id=first + READINGS, sent_timestamp=first + READINGS, readings=readings
+                    ).encode()
+                )
+            api.client.upload_report(reports[0], received=received, filename="warm.bin")  # streams get made here
+            started = time.perf_counter()
+            for data in reports[1:]:
+                assert api.client.upload_report(data, received=received, filename="r.bin") == {"count": READINGS}
+            upload_seconds = time.perf_counter() - started
+            uploaded = READINGS * (len(reports) - 1)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+        # The raw baseline: the same number of rows, 10,000 per transaction, into the same database.
+        engine = db.make_engine(args.database or db.sqlite_url(Path(folder) / "iotile-cloud.sqlite3"))
+        with engine.connect() as conn:
+            pk = conn.execute(sa.select(db.streams.c.pk).where(db.streams.c.slug.like("%--5001"))).scalar_one()
+        rows_template = [
+            (pk, 1_800_000_000_000_000 + i, i, i, float(i), "Num", 0, False, "cln") for i in range(READINGS)
+        ]
+        columns = (
+            "stream_pk",
+            "ts",
+            "device_timestamp",
+            "int_value",
+            "value",
+            "type",
+            "streamer_local_id",
+            "dirty_ts",
+            "status",
+        )
+        started = time.perf_counter()
+        for _ in range(len(reports) - 1):
+            with engine.begin() as conn:
+                db.insert_rows(conn, db.data, columns, rows_template)
+        raw_seconds = time.perf_counter() - started
+        engine.dispose()
+
+    backend = "PostgreSQL" if args.database else "SQLite"
+    ingest_rate = uploaded / upload_seconds
+    raw_rate = uploaded / raw_seconds
+    decode = decode_ms()
+    lines = [
+        f"{backend}: uploaded {uploaded} readings in {len(reports) - 1} reports: {ingest_rate:,.0f} readings/s "
+        f"(target >= 200,000/s on SQLite)",
+        f"{backend}: raw bulk insert of the same rows: {raw_rate:,.0f} rows/s; "
+        f"ingest/raw = {ingest_rate / raw_rate:.2f} (target >= 0.5)",
+        f"decoding one 10,000-reading SignedListReport: {decode:.2f} ms (target < 10 ms)",
+    ]
+    print("\n".join(lines))
+    if args.write_results:
+        path = HERE / "RESULTS.md"
+        text = path.read_text() if path.exists() else "# Benchmark results\n"
+        marker = f"## ingest.py ({backend})"
+        if marker in text:
+            head, _, rest = text.partition(marker)
+            tail = rest.split("\n## ", 1)
+            text = head + ("## " + tail[1] if len(tail) > 1 else "")
+        command = "python benchmarks/ingest.py" + (" --database postgresql://..." if args.database else "")
+        body = [
+            marker,
+            "",
+            f"`{command} --reports {args.reports} --write-results`, {dt.date.today()}, "
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}.",
+            "",
+        ]
+        body += [f"- {line}" for line in lines] + [""]
+        path.write_text(text.rstrip() + "\n\n" + "\n".join(body))
+
+
+if __name__ == "__main__":
+    main()
