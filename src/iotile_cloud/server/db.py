@@ -319,20 +319,38 @@ def fetch_tuples(conn: Any, statement: Any) -> list[tuple[Any, ...]]:
         cursor.close()
 
 
+# The column order of bulk data inserts (report ingest, list POSTs).
+DATA_COLUMNS = (
+    "stream_pk",
+    "ts",
+    "device_timestamp",
+    "int_value",
+    "value",
+    "type",
+    "streamer_local_id",
+    "dirty_ts",
+    "status",
+)
+
+
 def insert_rows(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Bulk insert plain tuples through the DB-API ``executemany`` (SQLite ``?``, psycopg ``%s``).
+    """Bulk insert plain tuples: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
 
     The one bulk-insert path: report ingest and list POSTs use it, and so does the raw baseline of
     ``benchmarks/ingest.py``.
     """
     if not rows:
         return
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
     names = ", ".join(f'"{name}"' for name in columns)
-    sql = f"INSERT INTO {table.name} ({names}) VALUES ({', '.join([mark] * len(columns))})"
     cursor = conn.connection.driver_connection.cursor()
     try:
-        cursor.executemany(sql, rows)
+        if conn.dialect.name == "postgresql":
+            # COPY is PostgreSQL's bulk path: several times faster than executemany.
+            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
     finally:
         cursor.close()
 

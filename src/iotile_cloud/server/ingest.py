@@ -54,17 +54,6 @@ def _lock_streamer(conn: Connection, device_id: int, index: int, selector: int) 
 
 _NO_TIME = np.iinfo(np.int64).min
 _Y2K_US = 946_684_800 * 1_000_000
-_DATA_COLUMNS = (
-    "stream_pk",
-    "ts",
-    "device_timestamp",
-    "int_value",
-    "value",
-    "type",
-    "streamer_local_id",
-    "dirty_ts",
-    "status",
-)
 
 
 def _columns(report: SignedListReport | DictionaryReport) -> dict[str, np.ndarray]:
@@ -177,7 +166,7 @@ def ingest_report(
             strict=True,
         )
     )
-    db.insert_rows(conn, db.data, _DATA_COLUMNS, rows)
+    db.insert_rows(conn, db.data, db.DATA_COLUMNS, rows)
 
     events = [e for e in getattr(report, "events", []) if e.reading_id > last_id or (e.reading_id == 0 and has_new)]
     if events:
@@ -207,7 +196,7 @@ def ingest_report(
         db.insert_rows(
             conn,
             db.data,
-            _DATA_COLUMNS,
+            db.DATA_COLUMNS,
             [(row.pk, received_us, None, report.streamer_index, value, kind, report.report_id, False, "cln")],
         )
     update: dict[str, Any] = {}

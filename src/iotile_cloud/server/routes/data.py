@@ -366,7 +366,7 @@ def data_create(
         if not rows:
             return JSON({"count": 0}, status_code=201)
         if many:
-            conn.execute(sa.insert(db.data), rows)
+            db.insert_rows(conn, db.data, db.DATA_COLUMNS, [tuple(r[c] for c in db.DATA_COLUMNS) for r in rows])
             return JSON({"count": len(rows)}, status_code=201)
         new_id = db.new_id(conn.execute(sa.insert(db.data).values(**rows[0])))
         row = conn.execute(sa.select(db.data).where(db.data.c.id == new_id)).one()
