@@ -33,6 +33,17 @@ def _friendly_errors() -> Iterator[None]:
         raise click.ClickException(str(error)) from None
 
 
+@contextmanager
+def needs_extra(extra: str) -> Iterator[None]:
+    """A missing optional dependency becomes one line telling which extra to install."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        raise click.ClickException(
+            f"This command needs the [{extra}] extra ({error.name} is missing): pip install 'iotile-cloud[{extra}]'"
+        ) from None
+
+
 def _client(domain: str | None) -> Client:
     domain = (domain or credentials.default_domain()).rstrip("/")
     saved = credentials.load_credentials(domain)
@@ -144,7 +155,8 @@ data_dir_option = click.option(
 )
 def serve(database: str | None, host: str, port: int, data_dir: Path | None, log_level: str) -> None:
     """Run a local IOTile Cloud (SQLite by default, or --database postgresql://...)."""
-    from iotile_cloud.server.run import serve as run
+    with needs_extra("server"):
+        from iotile_cloud.server.run import serve as run
 
     run(host=host, port=port, database_url=database, data_dir=data_dir, log_level=log_level)
 
@@ -156,8 +168,9 @@ def admin() -> None:
 
 @contextmanager
 def _database(database: str | None, data_dir: Path | None) -> Iterator[Any]:
-    from iotile_cloud.server.app import default_data_dir
-    from iotile_cloud.server.db import make_engine, migrate, sqlite_url
+    with needs_extra("server"):
+        from iotile_cloud.server.app import default_data_dir
+        from iotile_cloud.server.db import make_engine, migrate, sqlite_url
 
     folder = data_dir or default_data_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -181,10 +194,11 @@ def create_user_command(
     email: str, password: str, username: str | None, staff: bool, database: str | None, data_dir: Path | None
 ) -> None:
     """Create an active account."""
-    import sqlalchemy as sa
+    with needs_extra("server"):
+        import sqlalchemy as sa
 
-    from iotile_cloud.server import db
-    from iotile_cloud.server.routes.auth import create_user
+        from iotile_cloud.server import db
+        from iotile_cloud.server.routes.auth import create_user
 
     username = username or email.split("@")[0]
     if "@" not in email:
@@ -208,9 +222,10 @@ def create_user_command(
 @data_dir_option
 def set_device_key(device: str, hexkey: str, database: str | None, data_dir: Path | None) -> None:
     """Register a device's 32-byte user key (64 hex digits) so its signed reports can be verified."""
-    import sqlalchemy as sa
+    with needs_extra("server"):
+        import sqlalchemy as sa
 
-    from iotile_cloud.server import db
+        from iotile_cloud.server import db
     from iotile_cloud.utils.gid import IOTileDeviceSlug
 
     try:
@@ -234,7 +249,8 @@ def set_device_key(device: str, hexkey: str, database: str | None, data_dir: Pat
 @data_dir_option
 def demo(data_dir: Path | None) -> None:
     """Start an embedded local cloud, fill it with a week of readings and walk through the client."""
-    from iotile_cloud.demo import run_demo
+    with needs_extra("server"):
+        from iotile_cloud.demo import run_demo
 
     with _friendly_errors():
         run_demo(data_dir)

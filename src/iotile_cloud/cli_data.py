@@ -64,10 +64,12 @@ def download(
     domain: str | None,
 ) -> None:
     """Download a stream (s--), device (d--) or variable (v--) to a file."""
-    import pyarrow as pa
+    from iotile_cloud.cli import _client, _friendly_errors, needs_extra
 
-    from iotile_cloud.cli import _client, _friendly_errors
-    from iotile_cloud.stream.frames import convert_units, fetch_table
+    with needs_extra("pandas"):
+        import pyarrow as pa
+
+        from iotile_cloud.stream.frames import convert_units, fetch_table
 
     fmt = FORMATS.get(output.suffix.lower())
     if fmt is None:
