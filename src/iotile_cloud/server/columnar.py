@@ -21,21 +21,19 @@ from fastapi.responses import StreamingResponse
 from iotile_cloud.server import db, model
 from iotile_cloud.server.context import Principal, state
 from iotile_cloud.server.routes.data import filter_streams, ordered_selection
+from iotile_cloud.stream.frames import ARROW_MEDIA_TYPE
+from iotile_cloud.stream.frames import SCHEMA as TABLE_SCHEMA
 
-ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 CHUNK_ROWS = 131_072
 STATUSES = ["unk", "cln", "drt", "utc"]
+# The published columns (one definition, in the client); on the wire the two text columns are
+# dictionary-encoded.
 SCHEMA = pa.schema(
     [
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("value", pa.float64()),
-        ("int_value", pa.int64()),
-        ("output_value", pa.float64()),
-        ("streamer_local_id", pa.int64()),
-        ("device_timestamp", pa.int64()),
-        ("dirty_ts", pa.bool_()),
-        ("status", pa.dictionary(pa.int8(), pa.string())),
-        ("stream", pa.dictionary(pa.int32(), pa.string())),
+        pa.field(f.name, pa.dictionary(pa.int8() if f.name == "status" else pa.int32(), pa.string()))
+        if f.name in ("status", "stream")
+        else f
+        for f in TABLE_SCHEMA
     ]
 )
 _COLUMNS = (

@@ -356,6 +356,15 @@ class Pager:
             previous = _replace_query(base, query, "page", None if self.page == 2 else self.page - 1)
         return {"count": count, "next": next_url, "previous": previous, "results": results}
 
+    def respond_query(self, conn: Any, query: Any, order: Sequence[Any], render: Callable[[Any], Any]) -> JSON:
+        """Count ``query``, then answer the requested page of it, ordered, each row rendered."""
+        import sqlalchemy as sa
+
+        count = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
+        return self.respond(
+            count, lambda off, lim: [render(r) for r in conn.execute(query.order_by(*order).offset(off).limit(lim))]
+        )
+
     def respond(self, count: int, fetch: Callable[[int, int], list[Any]]) -> JSON:
         self.check(count)
         results = fetch(self.offset, self.size) if count else []

@@ -77,14 +77,8 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
             query = query.where(db.devices.c.project_id.isnot(None) if claimed else db.devices.c.project_id.is_(None))
         if params.get("sg"):
             query = query.where(db.devices.c.sg == params["sg"])
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.device(r, lk) for r in conn.execute(query.order_by(db.devices.c.id).offset(off).limit(lim))
-            ],
-        )
+        return pager.respond_query(conn, query, [db.devices.c.id], lambda r: serialize.device(r, lk))
 
 
 @router.post("/device/", status_code=201, summary="Create a device (staff, with ?staff=1)")
@@ -445,13 +439,7 @@ def property_list(request: Request, principal: Principal = Depends(user_only)) -
         if not exists or not principal.can_read(conn, org_id):
             return pager.respond(0, lambda off, lim: [])
         query = sa.select(db.properties).where(db.properties.c.target == target)
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.prop(r) for r in conn.execute(query.order_by(db.properties.c.name).offset(off).limit(lim))
-            ],
-        )
+        return pager.respond_query(conn, query, [db.properties.c.name], lambda r: serialize.prop(r))
 
 
 @router.post("/property/", status_code=201, summary="Add a property to a device, project or block")
@@ -511,15 +499,8 @@ def streamer_list(request: Request, principal: Principal = Depends(current_user)
         query = query.where(db.streamers.c.device_id == principal.device_scope)
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.streamer(r)
-                for r in conn.execute(
-                    query.order_by(db.streamers.c.device_id, db.streamers.c.index).offset(off).limit(lim)
-                )
-            ],
+        return pager.respond_query(
+            conn, query, [db.streamers.c.device_id, db.streamers.c.index], lambda r: serialize.streamer(r)
         )
 
 

@@ -93,15 +93,8 @@ def org_list(request: Request, principal: Principal = Depends(user_only)) -> Res
         query = query.where(db.orgs.c.name.ilike(f"%{search}%"))
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.org(r, lk)
-                for r in conn.execute(query.order_by(db.orgs.c.name, db.orgs.c.slug).offset(off).limit(lim))
-            ],
-        )
+        return pager.respond_query(conn, query, [db.orgs.c.name, db.orgs.c.slug], lambda r: serialize.org(r, lk))
 
 
 @router.post("/org/", status_code=201, summary="Create an organisation (you become its owner)")
@@ -183,15 +176,8 @@ def org_projects(slug: str, request: Request, principal: Principal = Depends(use
     with state(request).read() as conn:
         org = visible_org(conn, principal, slug)
         query = sa.select(db.projects).where(db.projects.c.org_id == org.id)
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.project(r, lk)
-                for r in conn.execute(query.order_by(db.projects.c.name).offset(off).limit(lim))
-            ],
-        )
+        return pager.respond_query(conn, query, [db.projects.c.name], lambda r: serialize.project(r, lk))
 
 
 def _members_query(org_id: str) -> sa.Select[Any]:
@@ -204,15 +190,8 @@ def org_members(slug: str, request: Request, principal: Principal = Depends(user
     with state(request).read() as conn:
         org = visible_org(conn, principal, slug)
         query = _members_query(org.id).join(db.users, db.users.c.id == db.memberships.c.user_id)
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.membership(r, lk)
-                for r in conn.execute(query.order_by(db.users.c.slug).offset(off).limit(lim))
-            ],
-        )
+        return pager.respond_query(conn, query, [db.users.c.slug], lambda r: serialize.membership(r, lk))
 
 
 @router.get("/org/{slug}/membership/", summary="Your own membership and permissions")
@@ -294,16 +273,9 @@ def project_list(request: Request, principal: Principal = Depends(user_only)) ->
         query = query.where(db.projects.c.name == params["name"])
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.project(r, lk)
-                for r in conn.execute(
-                    query.order_by(db.projects.c.name, db.projects.c.gid.desc()).offset(off).limit(lim)
-                )
-            ],
+        return pager.respond_query(
+            conn, query, [db.projects.c.name, db.projects.c.gid.desc()], lambda r: serialize.project(r, lk)
         )
 
 
@@ -434,14 +406,9 @@ def fleet_list(request: Request, principal: Principal = Depends(user_only)) -> R
         )
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.fleet(r, lk)
-                for r in conn.execute(query.order_by(db.fleets.c.name, db.fleets.c.id.desc()).offset(off).limit(lim))
-            ],
+        return pager.respond_query(
+            conn, query, [db.fleets.c.name, db.fleets.c.id.desc()], lambda r: serialize.fleet(r, lk)
         )
 
 
@@ -528,14 +495,7 @@ def fleet_devices(slug: str, request: Request, principal: Principal = Depends(us
     with state(request).read() as conn:
         fleet = visible_fleet(conn, principal, slug)
         query = sa.select(db.fleet_members).where(db.fleet_members.c.fleet_id == fleet.id)
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                _member_body(r)
-                for r in conn.execute(query.order_by(db.fleet_members.c.device_id).offset(off).limit(lim))
-            ],
-        )
+        return pager.respond_query(conn, query, [db.fleet_members.c.device_id], lambda r: _member_body(r))
 
 
 def _fleet_device(conn: Connection, principal: Principal, fleet: Any, fields: Fields) -> Any:

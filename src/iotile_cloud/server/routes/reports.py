@@ -155,14 +155,9 @@ def report_list(request: Request, principal: Principal = Depends(current_user)) 
         )
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                _report_body(r, lk)
-                for r in conn.execute(query.order_by(db.streamer_reports.c.created_on.desc()).offset(off).limit(lim))
-            ],
+        return pager.respond_query(
+            conn, query, [db.streamer_reports.c.created_on.desc()], lambda r: _report_body(r, lk)
         )
 
 

@@ -177,14 +177,9 @@ def variable_list(request: Request, principal: Principal = Depends(user_only)) -
             .where(principal.org_filter(db.projects.c.org_id))
         )
         query = _projects_filter(conn, request, db.variables.c.project_id, query)
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.variable(r, lk)
-                for r in conn.execute(query.order_by(db.projects.c.gid, db.variables.c.lid).offset(off).limit(lim))
-            ],
+        return pager.respond_query(
+            conn, query, [db.projects.c.gid, db.variables.c.lid], lambda r: serialize.variable(r, lk)
         )
 
 
@@ -342,14 +337,8 @@ def stream_list(request: Request, principal: Principal = Depends(user_only)) -> 
             query = query.where(db.streams.c.device_id.is_(None))
         elif params.get("project"):
             query = query.where(db.streams.c.device_id.isnot(None))
-        count = conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one()
         lk = Lookup(conn)
-        return pager.respond(
-            count,
-            lambda off, lim: [
-                serialize.stream(r, lk) for r in conn.execute(query.order_by(db.streams.c.slug).offset(off).limit(lim))
-            ],
-        )
+        return pager.respond_query(conn, query, [db.streams.c.slug], lambda r: serialize.stream(r, lk))
 
 
 @router.post("/stream/", status_code=201, summary="Create a stream for a variable (virtual without a device)")
