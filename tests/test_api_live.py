@@ -169,3 +169,34 @@ def test_base_main_flow(cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch) -> 
     with pytest.raises(RuntimeError, match="boom"):
         script.main()
     assert calls == ["work bar 0", "logout"]  # logged out even though the work failed
+
+
+def test_async_client_against_the_server(cloud: CloudHelper) -> None:
+    import asyncio
+
+    from iotile_cloud.client import AsyncClient
+
+    project_id, _ = cloud.quick_add_project()
+    for _ in range(5):
+        cloud.quick_add_device(project_id)
+
+    async def run() -> list[str]:
+        async with AsyncClient(cloud.url) as client:
+            await client.login(USER[0], USER[1])
+            return [d["slug"] async for d in client.paginate("device/", project=project_id, page_size=2)]
+
+    assert len(asyncio.run(run())) == 5
+
+
+def test_client_from_config(cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch) -> None:
+    from iotile_cloud.client import Client
+    from iotile_cloud.client.config import save_credentials
+
+    api = Api(cloud.url)
+    assert api.login(email=USER[0], password=USER[1])
+    save_credentials(cloud.url, str(api.token), "jwt", "test")
+    with Client.from_config() as client:
+        assert client.domain == cloud.url and client.get("account/")["count"] == 1
+    monkeypatch.setenv("IOTILE_CLOUD_TOKEN", "not-a-token")
+    with Client.from_config(cloud.url) as client:
+        assert client.token == "not-a-token"

@@ -45,12 +45,11 @@ def needs_extra(extra: str) -> Iterator[None]:
 
 
 def _client(domain: str | None) -> Client:
-    domain = (domain or credentials.default_domain()).rstrip("/")
-    saved = credentials.load_credentials(domain)
-    if saved is None:
-        raise click.ClickException(f"Not logged in to {domain}: run `iotile-cloud login --domain {domain}`")
-    client = Client(domain, token=saved["token"], token_type=saved.get("token_type") or "jwt")
-    client.username = saved.get("username")
+    client = Client.from_config(domain)
+    if not client.token:
+        raise click.ClickException(
+            f"Not logged in to {client.domain}: run `iotile-cloud login --domain {client.domain}`"
+        )
     return client
 
 

@@ -266,6 +266,18 @@ class Client(_Base):
             trust_env=self._verify is not False,
         )
 
+    @classmethod
+    def from_config(cls, domain: str | None = None, **kwargs: Any) -> Client:
+        """A client for ``domain`` (default: ``IOTILE_CLOUD_DOMAIN`` or the last login) with the token
+        from ``IOTILE_CLOUD_TOKEN`` or the one ``iotile-cloud login`` stored."""
+        from iotile_cloud.client import config
+
+        domain = (domain or config.default_domain()).rstrip("/")
+        saved = config.load_credentials(domain) or {}
+        client = cls(domain, token=saved.get("token"), token_type=saved.get("token_type") or "jwt", **kwargs)
+        client.username = saved.get("username")
+        return client
+
     def close(self) -> None:
         self._http.close()
 

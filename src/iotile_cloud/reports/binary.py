@@ -7,6 +7,7 @@ no readings.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import hmac
 import struct
@@ -36,6 +37,7 @@ MAX_REPORT_LENGTH = 16 * 1024 * 1024
 SIGNATURE_HASH, SIGNATURE_USER_KEY, SIGNATURE_DEVICE_KEY = 0, 1, 2
 _HEADER = struct.Struct("<BBHLLLBBH")  # format, len lo, len hi, uuid, report id, sent, flags, index, selector
 _READING = struct.Struct("<HHLLL")  # stream, reserved, reading id, raw timestamp, value
+_READING_FIELDS = struct.Struct("<H2xLLL")  # the same, skipping the reserved bytes
 _FOOTER = struct.Struct("<LL16s")
 _HEADER_SIZE, _FOOTER_SIZE, _READING_SIZE = 20, 24, 16
 
@@ -66,7 +68,14 @@ class ReadingList(Sequence[Reading]):
 
     def _decoded(self) -> list[Reading]:
         if self._items is None:
-            self._items = [Reading(s, i, t, v) for s, _r, i, t, v in _READING.iter_unpack(self._body)]
+            # Thousands of small acyclic tuples: collecting garbage meanwhile only costs time.
+            enabled = gc.isenabled()
+            gc.disable()
+            try:
+                self._items = list(map(Reading._make, _READING_FIELDS.iter_unpack(self._body)))
+            finally:
+                if enabled:
+                    gc.enable()
         return self._items
 
     def __len__(self) -> int:
@@ -281,7 +290,7 @@ class BroadcastReport:
             raise ReportError(f"Unsupported BroadcastReport auth type: {auth}")
         if length % _READING_SIZE or 16 + length != len(data):
             raise ReportError(f"Invalid BroadcastReport length: {length} bytes of readings in {len(data)} bytes")
-        readings = [Reading(s, i, t, v) for s, _r, i, t, v in _READING.iter_unpack(data[16:])]
+        readings = list(map(Reading._make, _READING_FIELDS.iter_unpack(data[16:])))
         return cls(device=device, sent_timestamp=sent, readings=readings, auth_type=auth)
 
 
