@@ -62,6 +62,35 @@ def field_error(field: str, message: str) -> APIError:
     return APIError(400, {field: [message]})
 
 
+# -- request bodies: documented for OpenAPI (handlers parse them, to give DRF's exact errors) ----
+
+_TYPES: dict[str, dict[str, Any]] = {
+    "string": {"type": "string"},
+    "integer": {"type": "integer"},
+    "number": {"type": "number"},
+    "boolean": {"type": "boolean"},
+    "object": {"type": "object"},
+    "datetime": {"type": "string", "format": "date-time"},
+    "strings": {"type": "array", "items": {"type": "string"}},
+    "binary": {"type": "string", "format": "binary"},
+}
+
+
+def body_doc(
+    required: Sequence[str] = (), many: bool = False, multipart: bool = False, **fields: str
+) -> dict[str, Any]:
+    """``openapi_extra`` describing a JSON (or multipart) body with these fields."""
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {name: _TYPES[kind] for name, kind in fields.items()},
+        "required": list(required),
+    }
+    if many:
+        schema = {"oneOf": [schema, {"type": "array", "items": schema}]}
+    media = "multipart/form-data" if multipart else "application/json"
+    return {"requestBody": {"required": bool(required), "content": {media: {"schema": schema}}}}
+
+
 # -- request bodies -----------------------------------------------------------------------------
 
 

@@ -18,6 +18,7 @@ from iotile_cloud.server.http import (
     Fields,
     Pager,
     as_object,
+    body_doc,
     json_body,
     not_found,
 )
@@ -33,7 +34,11 @@ def _find_login(conn: sa.Connection, login: str) -> Any:
     ).first()
 
 
-@router.post("/auth/login/", summary="Log in with email and password: account, API token and JWT")
+@router.post(
+    "/auth/login/",
+    openapi_extra=body_doc(["email", "password"], email="string", password="string"),
+    summary="Log in with email and password: account, API token and JWT",
+)
 def login(request: Request, body: Body = Depends(json_body)) -> Response:
     fields = Fields(as_object(body))
     email = fields.text("email", required=True, allow_blank=False)
@@ -49,7 +54,11 @@ def login(request: Request, body: Body = Depends(json_body)) -> Response:
     return JSON({**serialize.account(user), "token": user.api_token, "jwt": app.jwt.issue(user)})
 
 
-@router.post("/auth/api-jwt-auth/", summary="Obtain a JWT from username (or email) and password")
+@router.post(
+    "/auth/api-jwt-auth/",
+    openapi_extra=body_doc(["username", "password"], username="string", password="string"),
+    summary="Obtain a JWT from username (or email) and password",
+)
 def jwt_auth(request: Request, body: Body = Depends(json_body)) -> Response:
     fields = Fields(as_object(body))
     username = fields.text("username", required=True, allow_blank=False)
@@ -81,7 +90,11 @@ def _token_user(request: Request, body: Any) -> tuple[str, Any]:
     return str(token), user
 
 
-@router.post("/auth/api-jwt-refresh/", summary="Exchange a valid JWT for a fresh one (within 180 days)")
+@router.post(
+    "/auth/api-jwt-refresh/",
+    openapi_extra=body_doc(["token"], token="string"),
+    summary="Exchange a valid JWT for a fresh one (within 180 days)",
+)
 def jwt_refresh(request: Request, body: Body = Depends(json_body)) -> Response:
     token, user = _token_user(request, body)
     try:
@@ -91,7 +104,9 @@ def jwt_refresh(request: Request, body: Body = Depends(json_body)) -> Response:
     return JSON({"token": fresh})
 
 
-@router.post("/auth/api-jwt-verify/", summary="Check that a JWT is valid")
+@router.post(
+    "/auth/api-jwt-verify/", openapi_extra=body_doc(["token"], token="string"), summary="Check that a JWT is valid"
+)
 def jwt_verify(request: Request, body: Body = Depends(json_body)) -> Response:
     token, _user = _token_user(request, body)
     return JSON({"token": token})
@@ -114,7 +129,11 @@ def user_info(request: Request, principal: Principal = Depends(user_only)) -> Re
     return JSON({**serialize.account(principal.user), "jwt": state(request).jwt.issue(principal.user)})
 
 
-@router.post("/auth/password/reset/", summary="Ask for a password reset (a local server has no mail)")
+@router.post(
+    "/auth/password/reset/",
+    openapi_extra=body_doc(["email"], email="string"),
+    summary="Ask for a password reset (a local server has no mail)",
+)
 def password_reset(body: Body = Depends(json_body)) -> Response:
     fields = Fields(as_object(body))
     email = fields.text("email", required=True, allow_blank=False)
@@ -162,7 +181,20 @@ def create_user(
     return conn.execute(sa.select(db.users).where(db.users.c.id == user_id)).one()
 
 
-@router.post("/account/", status_code=201, summary="Sign up (accounts are active at once on a local server)")
+@router.post(
+    "/account/",
+    openapi_extra=body_doc(
+        ["username", "email", "password", "confirm_password"],
+        username="string",
+        email="string",
+        password="string",
+        confirm_password="string",
+        name="string",
+        tagline="string",
+    ),
+    status_code=201,
+    summary="Sign up (accounts are active at once on a local server)",
+)
 def signup(request: Request, body: Body = Depends(json_body)) -> Response:
     fields = Fields(as_object(body))
     email = fields.text("email", required=True, allow_blank=False, max_length=254)
@@ -221,7 +253,9 @@ def account_detail(slug: str, principal: Principal = Depends(user_only)) -> Resp
     return JSON(serialize.account(_own_account(principal, slug)))
 
 
-@router.patch("/account/{slug}/", summary="Change your name or tagline")
+@router.patch(
+    "/account/{slug}/", openapi_extra=body_doc(name="string", tagline="string"), summary="Change your name or tagline"
+)
 def account_patch(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:

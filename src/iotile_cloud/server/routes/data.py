@@ -28,6 +28,7 @@ from iotile_cloud.server.http import (
     Fields,
     Pager,
     as_object,
+    body_doc,
     forbidden,
     json_body,
     not_found,
@@ -342,7 +343,24 @@ def writable_stream(conn: Connection, principal: Principal, slug: str, cache: di
     return cache[slug]
 
 
-@router.post("/data/", status_code=201, summary="Add one point or a list of points (members)")
+@router.post(
+    "/data/",
+    openapi_extra=body_doc(
+        ["stream", "timestamp"],
+        many=True,
+        stream="string",
+        timestamp="datetime",
+        int_value="integer",
+        value="number",
+        type="string",
+        device_timestamp="integer",
+        streamer_local_id="integer",
+        dirty_ts="boolean",
+        status="string",
+    ),
+    status_code=201,
+    summary="Add one point or a list of points (members)",
+)
 def data_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
 ) -> Response:
@@ -394,7 +412,11 @@ def data_detail(point_id: int, request: Request, principal: Principal = Depends(
 
 
 @router.put("/data/{point_id}/", summary="Replace one data point (members)")
-@router.patch("/data/{point_id}/", summary="Change one data point (members)")
+@router.patch(
+    "/data/{point_id}/",
+    openapi_extra=body_doc(stream="string", timestamp="datetime", int_value="integer", value="number", type="string"),
+    summary="Change one data point (members)",
+)
 def data_update(
     point_id: int, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
 ) -> Response:
@@ -555,7 +577,21 @@ def insert_event(
     return event_id
 
 
-@router.post("/event/", status_code=201, summary="Add one event or a list of events (members)")
+@router.post(
+    "/event/",
+    openapi_extra=body_doc(
+        ["stream", "timestamp"],
+        many=True,
+        stream="string",
+        timestamp="datetime",
+        device_timestamp="integer",
+        streamer_local_id="integer",
+        extra_data="object",
+        data="object",
+    ),
+    status_code=201,
+    summary="Add one event or a list of events (members)",
+)
 def event_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
 ) -> Response:

@@ -19,6 +19,7 @@ from iotile_cloud.server.http import (
     Fields,
     Pager,
     as_object,
+    body_doc,
     device_slug_or_none,
     flag,
     forbidden,
@@ -81,7 +82,20 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
         return pager.respond_query(conn, query, [db.devices.c.id], lambda r: serialize.device(r, lk))
 
 
-@router.post("/device/", status_code=201, summary="Create a device (staff, with ?staff=1)")
+@router.post(
+    "/device/",
+    openapi_extra=body_doc(
+        ["template"],
+        label="string",
+        template="string",
+        sg="string",
+        external_id="string",
+        active="boolean",
+        slug="string",
+    ),
+    status_code=201,
+    summary="Create a device (staff, with ?staff=1)",
+)
 def device_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -134,7 +148,13 @@ def device_detail(slug: str, request: Request, principal: Principal = Depends(cu
         return JSON(serialize.device(readable_device(conn, principal, slug), Lookup(conn)))
 
 
-@router.patch("/device/{slug}/", summary="Change a device's label, location or state (members)")
+@router.patch(
+    "/device/{slug}/",
+    openapi_extra=body_doc(
+        label="string", external_id="string", lat="number", lon="number", active="boolean", state="string"
+    ),
+    summary="Change a device's label, location or state (members)",
+)
 @router.put("/device/{slug}/", include_in_schema=False)
 def device_update(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
@@ -176,7 +196,12 @@ def device_delete(slug: str, request: Request, principal: Principal = Depends(us
 # -- claim / unclaim --------------------------------------------------------------------------------
 
 
-@router.post("/device/claimable/", status_code=202, summary="Which of these devices can be claimed")
+@router.post(
+    "/device/claimable/",
+    openapi_extra=body_doc(["slugs"], slugs="strings"),
+    status_code=202,
+    summary="Which of these devices can be claimed",
+)
 def device_claimable(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -194,7 +219,12 @@ def device_claimable(
     return JSON({"count": len(results), "results": results}, status_code=202)
 
 
-@router.post("/device/claim/", status_code=202, summary="Claim a device into a project (org admins)")
+@router.post(
+    "/device/claim/",
+    openapi_extra=body_doc(["device", "project"], device="string", project="string"),
+    status_code=202,
+    summary="Claim a device into a project (org admins)",
+)
 def device_claim(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -242,7 +272,12 @@ def device_claim(
         )
 
 
-@router.post("/device/{slug}/unclaim/", status_code=202, summary="Release a device from its project")
+@router.post(
+    "/device/{slug}/unclaim/",
+    openapi_extra=body_doc(label="string", clean_streams="boolean"),
+    status_code=202,
+    summary="Release a device from its project",
+)
 def device_unclaim(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -337,7 +372,12 @@ def device_properties(slug: str, request: Request, principal: Principal = Depend
         return JSON([serialize.prop(r, with_target=False) for r in rows])
 
 
-@router.post("/device/{slug}/new_property/", status_code=201, summary="Add a property to a device")
+@router.post(
+    "/device/{slug}/new_property/",
+    openapi_extra=body_doc(["name"], name="string", int_value="integer", str_value="string", bool_value="boolean"),
+    status_code=201,
+    summary="Add a property to a device",
+)
 def device_new_property(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -442,7 +482,19 @@ def property_list(request: Request, principal: Principal = Depends(user_only)) -
         return pager.respond_query(conn, query, [db.properties.c.name], lambda r: serialize.prop(r))
 
 
-@router.post("/property/", status_code=201, summary="Add a property to a device, project or block")
+@router.post(
+    "/property/",
+    openapi_extra=body_doc(
+        ["target", "name"],
+        target="string",
+        name="string",
+        int_value="integer",
+        str_value="string",
+        bool_value="boolean",
+    ),
+    status_code=201,
+    summary="Add a property to a device, project or block",
+)
 def property_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:

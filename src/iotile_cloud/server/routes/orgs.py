@@ -21,6 +21,7 @@ from iotile_cloud.server.http import (
     Fields,
     Pager,
     as_object,
+    body_doc,
     device_slug_or_none,
     flag,
     forbidden,
@@ -97,7 +98,12 @@ def org_list(request: Request, principal: Principal = Depends(user_only)) -> Res
         return pager.respond_query(conn, query, [db.orgs.c.name, db.orgs.c.slug], lambda r: serialize.org(r, lk))
 
 
-@router.post("/org/", status_code=201, summary="Create an organisation (you become its owner)")
+@router.post(
+    "/org/",
+    openapi_extra=body_doc(["name"], name="string", about="string"),
+    status_code=201,
+    summary="Create an organisation (you become its owner)",
+)
 def org_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -133,7 +139,9 @@ def org_detail(slug: str, request: Request, principal: Principal = Depends(user_
         return JSON(serialize.org(visible_org(conn, principal, slug), Lookup(conn)))
 
 
-@router.patch("/org/{slug}/", summary="Change an organisation (admins)")
+@router.patch(
+    "/org/{slug}/", openapi_extra=body_doc(name="string", about="string"), summary="Change an organisation (admins)"
+)
 @router.put("/org/{slug}/", include_in_schema=False)
 def org_update(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
@@ -229,7 +237,12 @@ def org_extra(slug: str, request: Request, principal: Principal = Depends(user_o
         return JSON(body)
 
 
-@router.post("/org/{slug}/register/", status_code=201, summary="Add a member to an organisation (admins)")
+@router.post(
+    "/org/{slug}/register/",
+    openapi_extra=body_doc(["user"], user="string", role="string"),
+    status_code=201,
+    summary="Add a member to an organisation (admins)",
+)
 def org_register(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -279,7 +292,12 @@ def project_list(request: Request, principal: Principal = Depends(user_only)) ->
         )
 
 
-@router.post("/project/", status_code=201, summary="Create a project in an organisation (admins)")
+@router.post(
+    "/project/",
+    openapi_extra=body_doc(["name", "org"], name="string", org="string", about="string", project_template="string"),
+    status_code=201,
+    summary="Create a project in an organisation (admins)",
+)
 def project_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -315,7 +333,11 @@ def project_detail(project_id: str, request: Request, principal: Principal = Dep
         return JSON(serialize.project(visible_project(conn, principal, project_id), Lookup(conn)))
 
 
-@router.patch("/project/{project_id}/", summary="Rename or describe a project (admins)")
+@router.patch(
+    "/project/{project_id}/",
+    openapi_extra=body_doc(name="string", about="string"),
+    summary="Rename or describe a project (admins)",
+)
 @router.put("/project/{project_id}/", include_in_schema=False)
 def project_update(
     project_id: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
@@ -412,7 +434,12 @@ def fleet_list(request: Request, principal: Principal = Depends(user_only)) -> R
         )
 
 
-@router.post("/fleet/", status_code=201, summary="Create a fleet (org admins)")
+@router.post(
+    "/fleet/",
+    openapi_extra=body_doc(["name", "org"], name="string", org="string", description="string", is_network="boolean"),
+    status_code=201,
+    summary="Create a fleet (org admins)",
+)
 def fleet_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -446,7 +473,11 @@ def fleet_detail(slug: str, request: Request, principal: Principal = Depends(use
         return JSON(serialize.fleet(visible_fleet(conn, principal, slug), Lookup(conn)))
 
 
-@router.patch("/fleet/{slug}/", summary="Change a fleet (org admins)")
+@router.patch(
+    "/fleet/{slug}/",
+    openapi_extra=body_doc(name="string", description="string", is_network="boolean"),
+    summary="Change a fleet (org admins)",
+)
 def fleet_update(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -510,7 +541,12 @@ def _fleet_device(conn: Connection, principal: Principal, fleet: Any, fields: Fi
     return device
 
 
-@router.post("/fleet/{slug}/register/", status_code=201, summary="Add a device to a fleet")
+@router.post(
+    "/fleet/{slug}/register/",
+    openapi_extra=body_doc(["device"], device="string", always_on="boolean", is_access_point="boolean"),
+    status_code=201,
+    summary="Add a device to a fleet",
+)
 def fleet_register(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -541,7 +577,12 @@ def fleet_register(
         return JSON(_member_body(row), status_code=201)
 
 
-@router.post("/fleet/{slug}/deregister/", status_code=202, summary="Remove a device from a fleet")
+@router.post(
+    "/fleet/{slug}/deregister/",
+    openapi_extra=body_doc(["device"], device="string"),
+    status_code=202,
+    summary="Remove a device from a fleet",
+)
 def fleet_deregister(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:

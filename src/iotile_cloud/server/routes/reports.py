@@ -22,7 +22,17 @@ from iotile_cloud.reports import (
 )
 from iotile_cloud.server import db, serialize
 from iotile_cloud.server.context import Principal, current_user, state
-from iotile_cloud.server.http import STANDARD, APIError, Fields, Pager, forbidden, is_uuid, not_found, parse_datetime
+from iotile_cloud.server.http import (
+    STANDARD,
+    APIError,
+    Fields,
+    Pager,
+    body_doc,
+    forbidden,
+    is_uuid,
+    not_found,
+    parse_datetime,
+)
 from iotile_cloud.server.ingest import ingest_report
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
@@ -52,6 +62,7 @@ async def _read_file(form: Any, name: str = "file") -> tuple[str, bytes] | None:
 
 @router.post(
     "/streamer/report/",
+    openapi_extra=body_doc(["file"], multipart=True, file="binary"),
     status_code=201,
     summary="Upload a streamer report: ?timestamp=<received UTC time>, multipart field `file`",
 )
@@ -178,7 +189,19 @@ def report_detail(report_id: str, request: Request, principal: Principal = Depen
 
 
 @router.post(
-    "/event/upload/", status_code=201, summary="Upload an event with an attached .json or .json.gz file (multipart)"
+    "/event/upload/",
+    openapi_extra=body_doc(
+        ["file", "stream", "timestamp"],
+        multipart=True,
+        file="binary",
+        stream="string",
+        timestamp="datetime",
+        device_timestamp="integer",
+        streamer_local_id="integer",
+        encoded_extra_data="string",
+    ),
+    status_code=201,
+    summary="Upload an event with an attached .json or .json.gz file (multipart)",
 )
 async def upload_event(request: Request, principal: Principal = Depends(current_user)) -> Response:
     from fastapi.concurrency import run_in_threadpool

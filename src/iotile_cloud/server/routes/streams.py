@@ -20,6 +20,7 @@ from iotile_cloud.server.http import (
     Fields,
     Pager,
     as_object,
+    body_doc,
     device_slug_or_none,
     flag,
     forbidden,
@@ -183,7 +184,29 @@ def variable_list(request: Request, principal: Principal = Depends(user_only)) -
         )
 
 
-@router.post("/variable/", status_code=201, summary="Create a project variable (org admins)")
+@router.post(
+    "/variable/",
+    openapi_extra=body_doc(
+        ["name", "lid", "project"],
+        name="string",
+        lid="integer",
+        project="string",
+        var_type="string",
+        input_unit="string",
+        output_unit="string",
+        multiplication_factor="integer",
+        division_factor="integer",
+        offset="number",
+        raw_value_format="string",
+        decimal_places="integer",
+        about="string",
+        units="string",
+        app_only="boolean",
+        web_only="boolean",
+    ),
+    status_code=201,
+    summary="Create a project variable (org admins)",
+)
 def variable_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -254,7 +277,13 @@ def variable_detail(slug: str, request: Request, principal: Principal = Depends(
         return JSON(serialize.variable(variable_by_slug(conn, principal, slug), Lookup(conn)))
 
 
-@router.patch("/variable/{slug}/", summary="Change a variable's name, units or factors (org admins)")
+@router.patch(
+    "/variable/{slug}/",
+    openapi_extra=body_doc(
+        name="string", about="string", input_unit="string", output_unit="string", decimal_places="integer"
+    ),
+    summary="Change a variable's name, units or factors (org admins)",
+)
 def variable_update(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -341,7 +370,12 @@ def stream_list(request: Request, principal: Principal = Depends(user_only)) -> 
         return pager.respond_query(conn, query, [db.streams.c.slug], lambda r: serialize.stream(r, lk))
 
 
-@router.post("/stream/", status_code=201, summary="Create a stream for a variable (virtual without a device)")
+@router.post(
+    "/stream/",
+    openapi_extra=body_doc(["variable"], variable="string", device="string", data_label="string"),
+    status_code=201,
+    summary="Create a stream for a variable (virtual without a device)",
+)
 def stream_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
@@ -380,7 +414,21 @@ def stream_detail(slug: str, request: Request, principal: Principal = Depends(cu
         return JSON(serialize.stream(stream_by_slug(conn, principal, slug), Lookup(conn)))
 
 
-@router.patch("/stream/{slug}/", summary="Change a stream's label, units, MDO or enabled flag (org admins)")
+@router.patch(
+    "/stream/{slug}/",
+    openapi_extra=body_doc(
+        data_label="string",
+        enabled="boolean",
+        mdo_type="string",
+        multiplication_factor="integer",
+        division_factor="integer",
+        offset="number",
+        input_unit="string",
+        output_unit="string",
+        raw_value_format="string",
+    ),
+    summary="Change a stream's label, units, MDO or enabled flag (org admins)",
+)
 def stream_update(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
