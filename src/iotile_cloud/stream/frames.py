@@ -118,7 +118,7 @@ def _fetch_arrow(client: Client, params: dict[str, Any], progress: Progress | No
         table = pa.Table.from_batches(batches, schema=reader.schema)
     if progress and not batches:
         progress(0, 0)
-    return _normalise(table)
+    return table
 
 
 def _page_table(results: list[dict[str, Any]], stream: str | None) -> pa.Table:
@@ -185,6 +185,18 @@ def _output_helpers(client: Client, stream_slugs: list[str]) -> dict[str, MdoHel
     return helpers
 
 
+def _fetch(
+    client: Client, filter: str, start: Any, end: Any, lastn: int | None, progress: Progress | None, columnar: bool
+) -> pa.Table:
+    """The selection; ``status`` and ``stream`` may come dictionary-encoded (the columnar path)."""
+    params = _params(filter, start, end, lastn)
+    if columnar:
+        table = _fetch_arrow(client, params, progress)
+        if table is not None:
+            return table
+    return _fetch_pages(client, params, progress)
+
+
 def fetch_table(
     api: Any,
     filter: str,
@@ -197,13 +209,7 @@ def fetch_table(
 ) -> pa.Table:
     """Every point of a ``s--``, ``d--`` or ``v--`` filter (``start`` inclusive, ``end`` exclusive)
     as an Arrow table in time order, with the columns of :data:`SCHEMA`."""
-    client = _client(api)
-    params = _params(filter, start, end, lastn)
-    if columnar:
-        table = _fetch_arrow(client, params, progress)
-        if table is not None:
-            return table
-    return _fetch_pages(client, params, progress)
+    return _normalise(_fetch(_client(api), filter, start, end, lastn, progress, columnar))
 
 
 def _unit_helper(client: Client, stream_slugs: list[str], unit: str) -> dict[str, MdoHelper]:
@@ -226,7 +232,10 @@ def _unit_helper(client: Client, stream_slugs: list[str], unit: str) -> dict[str
 
 def convert_units(table: pa.Table, client: Client, unit: str) -> pa.Table:
     """``output_value`` in ``unit`` (a unit slug, short or full name the streams' type offers)."""
-    streams = table.column("stream").unique().to_pylist()
+    column = table.column("stream")
+    streams = (
+        (column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column).unique().to_pylist()
+    )
     return _with_outputs(table, dict(_unit_helper(client, [s for s in streams if s], unit)))
 
 
@@ -235,7 +244,10 @@ def _with_outputs(table: pa.Table, helpers: dict[str, MdoHelper | None]) -> pa.T
     import numpy as np
 
     values = table.column("value").to_numpy()
-    names = table.column("stream").to_numpy(zero_copy_only=False)
+    stream = table.column("stream")
+    if pa.types.is_dictionary(stream.type):
+        stream = stream.cast(stream.type.value_type)
+    names = stream.to_numpy(zero_copy_only=False)
     output = np.full(len(values), np.nan)
     for slug, helper in helpers.items():
         if helper is not None:
@@ -287,12 +299,22 @@ def fetch_dataframe(
     or ``unit`` when given), ``streamer_local_id``, ``device_timestamp``, ``dirty_ts``, ``status``,
     and ``stream`` when the filter can select several streams.
     """
-    table = fetch_table(api, filter, start=start, end=end, lastn=lastn, progress=progress, columnar=columnar)
+    client = _client(api)
+    table = _fetch(client, filter, start, end, lastn, progress, columnar)
     if unit:
-        table = convert_units(table, _client(api), unit)
+        table = convert_units(table, client, unit)
     if str(filter).lower().startswith("s--"):
         table = table.drop_columns(["stream"])
-    frame = table.to_pandas(self_destruct=True, split_blocks=True, types_mapper=None)
+    # Text columns become pandas categoricals: one small code per row instead of a Python str each.
+    for name in ("status", "stream"):
+        if name in table.column_names and not pa.types.is_dictionary(table.column(name).type):
+            index = table.column_names.index(name)
+            table = table.set_column(index, name, table.column(name).dictionary_encode())
+    frame = table.to_pandas(self_destruct=True, split_blocks=True)
+    for name in ("status", "stream"):
+        if name in frame.columns:
+            column = frame[name].cat.remove_unused_categories()
+            frame[name] = column.cat.reorder_categories(sorted(column.cat.categories))
     frame = frame.set_index("timestamp")
     if unit:
         frame.attrs["unit"] = unit
