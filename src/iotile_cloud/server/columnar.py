@@ -71,57 +71,61 @@ class _Chunks(io.RawIOBase):
 STATUS_DICTIONARY = pa.array(STATUSES)
 
 
-_RAW = np.dtype(
-    [
-        ("ts", "<i8"),
-        ("value", "<f8"),
-        ("value_null", "?"),
-        ("int_value", "<i8"),
-        ("int_value_null", "?"),
-        ("streamer_local_id", "<i8"),
-        ("device_timestamp", "<i8"),
-        ("device_timestamp_null", "?"),
-        ("dirty_ts", "?"),
-        ("status", "<i1"),
-        ("stream_pk", "<i8"),
-    ]
-)
-
-
-def _read_sqlite(conn: Any, selection: Any, order: list[Any]) -> Iterator[pa.RecordBatch]:
+def _read_sqlite(conn: Any, selection: Any, order: list[Any], single_stream: int | None) -> Iterator[pa.RecordBatch]:
     """SQLite through the server's own sqlite3 connection (a second SQLite library in one process,
-    such as ADBC's, would break SQLite's file locks), each chunk straight into a numpy record array."""
+    such as ADBC's, would break SQLite's file locks), each chunk straight into a numpy record array.
+
+    Python objects per value are the cost here, so the null flags, ``dirty_ts`` and the status code
+    travel packed in one integer, and a one-stream selection does not fetch its stream key.
+    """
     c = selection.c
     status = sa.case({name: code for code, name in enumerate(STATUSES)}, value=c.status, else_=0)
-    statement = sa.select(
+    flags = (
+        sa.case((c.value.is_(None), 1), else_=0)
+        + sa.case((c.int_value.is_(None), 2), else_=0)
+        + sa.case((c.device_timestamp.is_(None), 4), else_=0)
+        + sa.case((c.dirty_ts, 8), else_=0)
+        + status * 16
+    )
+    columns = [
         c.ts,
         sa.func.coalesce(c.value, 0.0),
-        c.value.is_(None),
         sa.func.coalesce(c.int_value, 0),
-        c.int_value.is_(None),
         c.streamer_local_id,
         sa.func.coalesce(c.device_timestamp, 0),
-        c.device_timestamp.is_(None),
-        c.dirty_ts,
-        status,
-        c.stream_pk,
-    ).order_by(*order)
+        flags,
+    ]
+    fields = [
+        ("ts", "<i8"),
+        ("value", "<f8"),
+        ("int_value", "<i8"),
+        ("streamer_local_id", "<i8"),
+        ("device_timestamp", "<i8"),
+        ("flags", "<i8"),
+    ]
+    if single_stream is None:
+        columns.append(c.stream_pk)
+        fields.append(("stream_pk", "<i8"))
+    dtype = np.dtype(fields)
+    statement = sa.select(*columns).order_by(*order)
     sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     cursor = conn.connection.driver_connection.cursor()
     try:
         cursor.execute(sql)
         while rows := cursor.fetchmany(CHUNK_ROWS):
-            raw = np.array(rows, dtype=_RAW)
+            raw = np.array(rows, dtype=dtype)
+            flag = raw["flags"]
+            pks = raw["stream_pk"] if single_stream is None else np.full(len(raw), single_stream, dtype=np.int64)
             yield pa.RecordBatch.from_arrays(
                 [
                     pa.array(raw["ts"]),
-                    pa.array(raw["value"], mask=raw["value_null"]),
-                    pa.array(raw["int_value"], mask=raw["int_value_null"]),
+                    pa.array(raw["value"], mask=(flag & 1).astype(bool)),
+                    pa.array(raw["int_value"], mask=(flag & 2).astype(bool)),
                     pa.array(raw["streamer_local_id"]),
-                    pa.array(raw["device_timestamp"], mask=raw["device_timestamp_null"]),
-                    pa.array(raw["dirty_ts"]),
-                    pa.DictionaryArray.from_arrays(pa.array(raw["status"]), STATUS_DICTIONARY),
-                    pa.array(raw["stream_pk"]),
+                    pa.array(raw["device_timestamp"], mask=(flag & 4).astype(bool)),
+                    pa.array((flag & 8).astype(bool)),
+                    pa.DictionaryArray.from_arrays(pa.array((flag >> 4).astype(np.int8)), STATUS_DICTIONARY),
+                    pa.array(pks),
                 ],
                 names=[col.name for col in _COLUMNS],
             )
@@ -208,7 +212,7 @@ def arrow_response(request: Request, principal: Principal, text: str) -> Streami
             ordering = [selection.c[o.name] for o in order]
             with app.read() as conn:
                 if conn.dialect.name == "sqlite":
-                    batches = _read_sqlite(conn, selection, ordering)
+                    batches = _read_sqlite(conn, selection, ordering, pks[0] if len(pks) == 1 else None)
                 else:
                     batches = _read_postgres(app.engine, selection, ordering)
                 for raw in batches:
