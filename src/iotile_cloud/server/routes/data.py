@@ -150,7 +150,7 @@ def paged_rows(
     return pager, count, rows
 
 
-_PAGE_COLUMNS = (
+DATA_ITEM_COLUMNS = (
     "id",
     "stream_pk",
     "ts",
@@ -162,12 +162,14 @@ _PAGE_COLUMNS = (
     "dirty_ts",
     "status",
 )
+STREAM_ITEM_COLUMNS = ("ts", "int_value", "value", "type", "streamer_local_id")
 
 
 def data_page(
-    conn: Connection, request: Request, pks: Sequence[int], size_class: tuple[int, int]
+    conn: Connection, request: Request, pks: Sequence[int], size_class: tuple[int, int], names: Sequence[str]
 ) -> tuple[Pager, int, dict[str, list[Any]]]:
-    """One page of data points as columns (the fast path of ``/data/`` and ``/stream/<slug>/data/``)."""
+    """One page of data points as columns ``names`` (the fast path of ``/data/`` and
+    ``/stream/<slug>/data/``); ``timestamp`` is added as ISO text."""
     pager = Pager(request, size_class)
     if not pks:
         return pager, 0, {}
@@ -178,15 +180,16 @@ def data_page(
     if not count:
         return pager, count, {}
     statement = (
-        sa.select(*(selection.c[name] for name in _PAGE_COLUMNS))
+        sa.select(*(selection.c[name] for name in names))
         .order_by(*(selection.c[o.name] for o in order))
         .offset(pager.offset)
         .limit(pager.size)
     )
     rows = db.fetch_tuples(conn, statement)
-    columns = {name: list(values) for name, values in zip(_PAGE_COLUMNS, zip(*rows, strict=True), strict=True)}
+    columns = {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
     columns["timestamp"] = db.iso_many(columns["ts"])
-    columns["dirty_ts"] = [bool(v) for v in columns["dirty_ts"]]
+    if "dirty_ts" in columns:
+        columns["dirty_ts"] = [bool(v) for v in columns["dirty_ts"]]
     return pager, count, columns
 
 
@@ -224,7 +227,7 @@ def data_list(request: Request, principal: Principal = Depends(current_user)) ->
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
-        pager, count, c = data_page(conn, request, list(infos), LARGE)
+        pager, count, c = data_page(conn, request, list(infos), LARGE, DATA_ITEM_COLUMNS)
         results = (
             [
                 {
@@ -264,7 +267,7 @@ def stream_data(slug: str, request: Request, principal: Principal = Depends(curr
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
-        pager, count, c = data_page(conn, request, [stream.pk], SUPER_LARGE)
+        pager, count, c = data_page(conn, request, [stream.pk], SUPER_LARGE, STREAM_ITEM_COLUMNS)
         results = []
         if count:
             outputs = conv.outputs(c["value"])
