@@ -172,8 +172,33 @@ def test_pages_changing_while_read(cloud: CloudHelper, api: Api, seeded: dict[st
     reader = Api(cloud.url, transport=Arrivals())
     reader.set_token(api.token)
     data = StreamData(text, reader)
+    data.columnar = False  # the JSON pages are what can change under the reader
     data.initialize_from_server(page_size=500)
     values = [p["int_value"] for p in data.data]
     assert added
     assert values[: len(before)] == before
     assert values == before + added  # the extra page made by the arrivals was followed
+
+
+def test_stream_data_columnar_items_equal_the_json_items(cloud: CloudHelper, api: Api, seeded: dict[str, str]) -> None:
+    """StreamData rebuilt from the Arrow stream is item-for-item the JSON pages' list of dicts."""
+    text = seeded["stream"]
+    api.data.post(
+        [
+            {"stream": text, "timestamp": "2026-02-01T00:00:00.250000Z", "value": 12.5, "type": "ITR"},
+            {"stream": text, "timestamp": "2026-02-01T00:00:01Z", "int_value": 4294967295, "streamer_local_id": 7},
+        ]
+    )
+    for params in ({}, {"lastn": 3}, {"start": "2026-01-01T00:01:00Z", "end": "2026-01-01T00:02:00Z"}):
+        fast = StreamData(text, api)
+        fast.initialize_from_server(**params)
+        slow = StreamData(text, api)
+        slow.columnar = False
+        slow.initialize_from_server(**params)
+        assert fast.data == slow.data, params
+        assert fast.data
+        if not params:
+            assert fast.data[-1]["timestamp"] == "2026-02-01T00:00:01Z"
+    last3 = StreamData(text, api)
+    last3.initialize_from_server(lastn=3)
+    assert last3.data[-2]["timestamp"] == "2026-02-01T00:00:00.250000Z" and last3.data[-2]["int_value"] is None

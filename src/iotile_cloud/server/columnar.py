@@ -35,6 +35,8 @@ SCHEMA = pa.schema(
         else f
         for f in TABLE_SCHEMA
     ]
+    # The point type rides along so StreamData can rebuild the JSON items exactly.
+    + [pa.field("type", pa.dictionary(pa.int8(), pa.string()))]
 )
 _COLUMNS = (
     db.data.c.ts,
@@ -45,6 +47,7 @@ _COLUMNS = (
     db.data.c.dirty_ts,
     db.data.c.status,
     db.data.c.stream_pk,
+    db.data.c.type,
 )
 
 
@@ -69,6 +72,8 @@ class _Chunks(io.RawIOBase):
 
 
 STATUS_DICTIONARY = pa.array(STATUSES)
+TYPES = ["Num", "ITR"]
+TYPE_DICTIONARY = pa.array(TYPES)
 
 
 def _read_sqlite(conn: Any, selection: Any, order: list[Any], single_stream: int | None) -> Iterator[pa.RecordBatch]:
@@ -86,6 +91,7 @@ def _read_sqlite(conn: Any, selection: Any, order: list[Any], single_stream: int
         + sa.case((c.device_timestamp.is_(None), 4), else_=0)
         + sa.case((c.dirty_ts, 8), else_=0)
         + status * 16
+        + sa.case((c.type == "ITR", 64), else_=0)
     )
     columns = [
         c.ts,
@@ -124,8 +130,9 @@ def _read_sqlite(conn: Any, selection: Any, order: list[Any], single_stream: int
                     pa.array(raw["streamer_local_id"]),
                     pa.array(raw["device_timestamp"], mask=(flag & 4).astype(bool)),
                     pa.array((flag & 8).astype(bool)),
-                    pa.DictionaryArray.from_arrays(pa.array((flag >> 4).astype(np.int8)), STATUS_DICTIONARY),
+                    pa.DictionaryArray.from_arrays(pa.array(((flag >> 4) & 3).astype(np.int8)), STATUS_DICTIONARY),
                     pa.array(pks),
+                    pa.DictionaryArray.from_arrays(pa.array(((flag >> 6) & 1).astype(np.int8)), TYPE_DICTIONARY),
                 ],
                 names=[col.name for col in _COLUMNS],
             )
@@ -146,6 +153,13 @@ def _read_postgres(engine: Any, selection: Any, order: list[Any]) -> Iterator[pa
         yield from cursor.fetch_record_batch()
 
 
+def _codes(column: pa.Array, dictionary: pa.Array) -> pa.Array:
+    """Dictionary codes of a text column (SQLite sends codes already, PostgreSQL sends text)."""
+    if pa.types.is_dictionary(column.type):
+        return column.indices
+    return pc.fill_null(pc.index_in(column.cast(pa.string()), value_set=dictionary), 0)
+
+
 def _batch(raw: pa.RecordBatch, slugs: pa.Array, index_of_pk: np.ndarray, outputs: list[Any]) -> pa.RecordBatch:
     """A database batch (ts, value, int_value, streamer_local_id, device_timestamp, dirty_ts, status,
     stream_pk) in the published schema, with each stream's output value computed vectorised."""
@@ -161,11 +175,10 @@ def _batch(raw: pa.RecordBatch, slugs: pa.Array, index_of_pk: np.ndarray, output
         output[mask] = mdo.compute(as_numpy[mask])
         has_output |= mask
     has_output &= ~np.isnan(as_numpy)
-    status_column = raw.column("status")
-    if pa.types.is_dictionary(status_column.type):
-        status = status_column.indices
-    else:
-        status = pc.fill_null(pc.index_in(status_column.cast(pa.string()), value_set=STATUS_DICTIONARY), 0)
+    status, kind = (
+        _codes(raw.column(name), dictionary)
+        for name, dictionary in (("status", STATUS_DICTIONARY), ("type", TYPE_DICTIONARY))
+    )
     return pa.RecordBatch.from_arrays(
         [
             raw.column("ts").cast(pa.int64()).cast(pa.timestamp("us", tz="UTC")),
@@ -177,6 +190,7 @@ def _batch(raw: pa.RecordBatch, slugs: pa.Array, index_of_pk: np.ndarray, output
             raw.column("dirty_ts").cast(pa.bool_()),
             pa.DictionaryArray.from_arrays(status.cast(pa.int8()), STATUS_DICTIONARY),
             pa.DictionaryArray.from_arrays(pa.array(pk_index, pa.int32()), slugs),
+            pa.DictionaryArray.from_arrays(kind.cast(pa.int8()), TYPE_DICTIONARY),
         ],
         schema=SCHEMA,
     )

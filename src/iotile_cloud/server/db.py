@@ -290,21 +290,6 @@ def iso(value: int | None) -> str | None:
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def iso_many(values: list[int]) -> list[str]:
-    """:func:`iso` for a whole page at once (vectorised: this is on the hot path of data pages)."""
-    import numpy as np
-
-    if not values:
-        return []
-    stamps = np.array(values, dtype="datetime64[us]")
-    seconds = np.char.add(np.datetime_as_string(stamps, unit="s"), "Z")
-    whole = np.array(values, dtype=np.int64) % 1_000_000 == 0
-    if whole.all():
-        return list(seconds.tolist())
-    fine = np.char.add(np.datetime_as_string(stamps, unit="us"), "Z")
-    return list(np.where(whole, seconds, fine).tolist())
-
-
 def fetch_tuples(conn: Any, statement: Any) -> list[tuple[Any, ...]]:
     """Run a SELECT on the DB-API cursor and return plain tuples (no per-row wrapper objects)."""
     compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})

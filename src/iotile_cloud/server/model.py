@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import catalog, db
 from iotile_cloud.utils.gid import int2did, int2pid
-from iotile_cloud.utils.mdo import MdoHelper
+from iotile_cloud.utils.mdo import MdoHelper, display_value
 
 RAW_FORMATS = ("<L", "<l", "<H", "<h", "<f", "<B", "<b", "<Q", "<q")
 
@@ -227,10 +227,7 @@ class Converter:
         return [None if v is None else float(compute(v)) for v in values]
 
     def display(self, output: float | None, value: float | None) -> str:
-        shown = output if output is not None else value
-        if shown is None:
-            return ""
-        return f"{shown:.{max(0, self.decimal_places)}f}"
+        return display_value(output, value, self.decimal_places)
 
 
 def converter(conn: Connection, stream: Row[Any]) -> Converter:

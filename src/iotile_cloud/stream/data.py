@@ -83,9 +83,16 @@ class BaseData:
 
 
 class StreamData(BaseData):
-    """A stream's data with output values: ``GET /stream/<slug>/data/``."""
+    """A stream's data with output values: the items of ``GET /stream/<slug>/data/``.
+
+    When the server offers the columnar path (``docs/columnar.md``) and pyarrow is installed, the
+    points come in one Arrow stream and the very same items are rebuilt here, several times faster
+    than paging through JSON; otherwise (or with ``columnar = False``) the JSON pages are read.
+    """
 
     max_page_size = 20000
+    columnar = True
+    _COLUMNAR_PARAMS = frozenset({"lastn", "start", "end", "streamer_id_min", "streamer_id_max", "page_size"})
 
     def __init__(self, stream_id: Any, api: Any) -> None:
         super().__init__(api)
@@ -94,6 +101,47 @@ class StreamData(BaseData):
     @property
     def _path(self) -> str:
         return f"stream/{self.stream_id}/data/"
+
+    def initialize_from_server(self, progress: ProgressCallback | None = None, **params: Any) -> None:
+        if self.columnar and set(params) <= self._COLUMNAR_PARAMS:
+            items = self._from_columnar({k: v for k, v in params.items() if k != "page_size"}, progress)
+            if items is not None:
+                self.data = items
+                return
+        super().initialize_from_server(progress=progress, **params)
+
+    def _from_columnar(self, params: dict[str, Any], progress: ProgressCallback | None) -> list[dict[str, Any]] | None:
+        try:
+            from iotile_cloud.stream.frames import fetch_columnar
+        except ImportError:  # no pyarrow: JSON pages
+            return None
+        client = self._api.client
+        table = fetch_columnar(client, {"filter": self.stream_id, **params}, progress)
+        if table is None or "type" not in table.column_names:
+            return None
+        from iotile_cloud.utils.basic import iso_from_micros
+        from iotile_cloud.utils.mdo import display_value
+
+        variable = client.get(f"stream/{self.stream_id}/").get("variable")
+        places = int(client.get(f"variable/{variable}/").get("decimal_places", 2)) if variable else 2
+        stamps = iso_from_micros(table.column("timestamp").cast("int64").to_numpy())
+        kinds = table.column("type").to_pylist()
+        int_values = table.column("int_value").to_pylist()
+        values = table.column("value").to_pylist()
+        outputs = table.column("output_value").to_pylist()
+        local_ids = table.column("streamer_local_id").to_pylist()
+        return [
+            {
+                "type": kind,
+                "timestamp": stamp,
+                "int_value": iv,
+                "value": v,
+                "display_value": display_value(out, v, places),
+                "output_value": out,
+                "streamer_local_id": sid,
+            }
+            for kind, stamp, iv, v, out, sid in zip(kinds, stamps, int_values, values, outputs, local_ids, strict=True)
+        ]
 
 
 class RawData(BaseData):

@@ -91,12 +91,14 @@ class _BodyReader(io.RawIOBase):
 
 def _normalise(table: pa.Table) -> pa.Table:
     """Dictionary columns decoded, so every path returns the same schema."""
+    table = table.select(SCHEMA.names)
     columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
     return pa.Table.from_arrays(columns, names=table.column_names).cast(SCHEMA)
 
 
-def _fetch_arrow(client: Client, params: dict[str, Any], progress: Progress | None) -> pa.Table | None:
-    """The columnar path; None when the server does not offer it."""
+def fetch_columnar(client: Client, params: dict[str, Any], progress: Progress | None) -> pa.Table | None:
+    """The columnar path as sent (dictionary columns, plus ``type``); None when the server does not
+    offer it."""
     with client.stream(
         "GET", "df/", params={**params, "format": "arrow"}, headers={"Accept": ARROW_MEDIA_TYPE}
     ) as response:
@@ -191,7 +193,7 @@ def _fetch(
     """The selection; ``status`` and ``stream`` may come dictionary-encoded (the columnar path)."""
     params = _params(filter, start, end, lastn)
     if columnar:
-        table = _fetch_arrow(client, params, progress)
+        table = fetch_columnar(client, params, progress)
         if table is not None:
             return table
     return _fetch_pages(client, params, progress)
@@ -301,6 +303,7 @@ def fetch_dataframe(
     """
     client = _client(api)
     table = _fetch(client, filter, start, end, lastn, progress, columnar)
+    table = table.select([name for name in SCHEMA.names if name in table.column_names])
     if unit:
         table = convert_units(table, client, unit)
     if str(filter).lower().startswith("s--"):

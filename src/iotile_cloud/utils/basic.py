@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as _dt
+from typing import Any
 
-__all__ = ["datetime_to_str", "str_to_datetime", "utc_isoformat"]
+__all__ = ["datetime_to_str", "str_to_datetime", "utc_isoformat", "iso_from_micros"]
 
 UTC = _dt.timezone.utc
 
@@ -51,3 +52,20 @@ def utc_isoformat(dt: _dt.datetime) -> str:
     if dt.microsecond:
         return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def iso_from_micros(values: Any) -> list[str]:
+    """ISO 8601 ``Z`` text for many UTC microsecond stamps at once (vectorised, needs numpy); the
+    fraction is written only when there is one, as the server writes single stamps."""
+    import numpy as np
+
+    micros = np.asarray(values, dtype=np.int64)
+    if not len(micros):
+        return []
+    stamps = micros.astype("datetime64[us]")
+    seconds = np.char.add(np.datetime_as_string(stamps, unit="s"), "Z")
+    whole = micros % 1_000_000 == 0
+    if whole.all():
+        return list(seconds.tolist())
+    fine = np.char.add(np.datetime_as_string(stamps, unit="us"), "Z")
+    return list(np.where(whole, seconds, fine).tolist())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MdoHelper"]
+__all__ = ["MdoHelper", "display_value"]
 
 
 class MdoHelper:
@@ -65,3 +65,11 @@ class MdoHelper:
 
     def __hash__(self) -> int:
         return hash((self._m, self._d, self._o or 0))
+
+
+def display_value(output: float | None, value: float | None, decimal_places: int) -> str:
+    """The server's ``display_value``: the output value (else the value) with the variable's places."""
+    shown = output if output is not None else value
+    if shown is None:
+        return ""
+    return f"{shown:.{max(0, decimal_places)}f}"

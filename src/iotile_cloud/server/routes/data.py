@@ -36,6 +36,7 @@ from iotile_cloud.server.http import (
     query_datetime,
 )
 from iotile_cloud.server.routes.streams import stream_by_slug
+from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
 
 router = APIRouter()
@@ -187,7 +188,7 @@ def data_page(
     )
     rows = db.fetch_tuples(conn, statement)
     columns = {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
-    columns["timestamp"] = db.iso_many(columns["ts"])
+    columns["timestamp"] = iso_from_micros(columns["ts"])
     if "dirty_ts" in columns:
         columns["dirty_ts"] = [bool(v) for v in columns["dirty_ts"]]
     return pager, count, columns
