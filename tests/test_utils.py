@@ -49,3 +49,27 @@ def test_datetime_round_trip() -> None:
 def test_bad_timestamps(text: str) -> None:
     with pytest.raises(ValueError, match="Invalid timestamp"):
         str_to_datetime(text)
+
+
+def test_iso_from_micros_matches_single_formatting() -> None:
+    from hypothesis import given
+    from hypothesis import strategies as st
+
+    from iotile_cloud.utils.basic import iso_from_micros, utc_isoformat
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+
+    @given(st.lists(st.integers(-2_208_988_800_000_000, 253_402_300_799_999_999), min_size=1, max_size=50))
+    def check(values: list[int]) -> None:
+        assert iso_from_micros(values) == [utc_isoformat(epoch + dt.timedelta(microseconds=v)) for v in values]
+
+    check()
+    assert iso_from_micros([]) == []
+
+
+def test_display_values() -> None:
+    from iotile_cloud.utils.mdo import display_value, display_values
+
+    assert display_values([1.0, 2.345], [0, 0], 2) == ["1.00", "2.35"]
+    assert display_values([None, 3.0], [7.25, None], 1) == ["7.2", "3.0"] == [display_value(None, 7.25, 1), "3.0"]
+    assert display_value(None, None, 2) == ""

@@ -120,27 +120,34 @@ class StreamData(BaseData):
         if table is None or "type" not in table.column_names:
             return None
         from iotile_cloud.utils.basic import iso_from_micros
-        from iotile_cloud.utils.mdo import display_value
+        from iotile_cloud.utils.mdo import display_values
 
         variable = client.get(f"stream/{self.stream_id}/").get("variable")
         places = int(client.get(f"variable/{variable}/").get("decimal_places", 2)) if variable else 2
+
+        def values_of(name: str) -> list[Any]:
+            column = table.column(name)
+            # numpy's tolist is several times faster than Arrow's when there are no nulls.
+            return list(column.to_numpy().tolist()) if column.null_count == 0 else list(column.to_pylist())
+
         stamps = iso_from_micros(table.column("timestamp").cast("int64").to_numpy())
         kinds = table.column("type").to_pylist()
-        int_values = table.column("int_value").to_pylist()
-        values = table.column("value").to_pylist()
-        outputs = table.column("output_value").to_pylist()
-        local_ids = table.column("streamer_local_id").to_pylist()
+        int_values, values, outputs = values_of("int_value"), values_of("value"), values_of("output_value")
+        local_ids = values_of("streamer_local_id")
+        shown = display_values(outputs, values, places)
         return [
             {
                 "type": kind,
                 "timestamp": stamp,
                 "int_value": iv,
                 "value": v,
-                "display_value": display_value(out, v, places),
+                "display_value": text,
                 "output_value": out,
                 "streamer_local_id": sid,
             }
-            for kind, stamp, iv, v, out, sid in zip(kinds, stamps, int_values, values, outputs, local_ids, strict=True)
+            for kind, stamp, iv, v, text, out, sid in zip(
+                kinds, stamps, int_values, values, shown, outputs, local_ids, strict=True
+            )
         ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["MdoHelper", "display_value"]
+__all__ = ["MdoHelper", "display_value", "display_values"]
 
 
 class MdoHelper:
@@ -73,3 +73,12 @@ def display_value(output: float | None, value: float | None, decimal_places: int
     if shown is None:
         return ""
     return f"{shown:.{max(0, decimal_places)}f}"
+
+
+def display_values(outputs: list[float | None], values: list[float | None], decimal_places: int) -> list[str]:
+    """:func:`display_value` for many points (one format call each, no per-point branching when
+    every output is present)."""
+    fmt = f"{{:.{max(0, decimal_places)}f}}".format
+    if None not in outputs:
+        return list(map(fmt, outputs))
+    return [display_value(out, value, decimal_places) for out, value in zip(outputs, values, strict=True)]
