@@ -202,3 +202,9 @@ def test_stream_data_columnar_items_equal_the_json_items(cloud: CloudHelper, api
     last3 = StreamData(text, api)
     last3.initialize_from_server(lastn=3)
     assert last3.data[-2]["timestamp"] == "2026-02-01T00:00:00.250000Z" and last3.data[-2]["int_value"] is None
+
+
+def test_stream_data_empty_selection(api: Api, seeded: dict[str, str]) -> None:
+    data = StreamData(seeded["stream"], api)
+    data.initialize_from_server(start="2030-01-01T00:00:00Z")
+    assert data.data == []

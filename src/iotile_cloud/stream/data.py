@@ -119,6 +119,8 @@ class StreamData(BaseData):
         table = fetch_columnar(client, {"filter": self.stream_id, **params}, progress)
         if table is None or "type" not in table.column_names:
             return None
+        import numpy as np
+
         from iotile_cloud.utils.basic import iso_from_micros
         from iotile_cloud.utils.mdo import display_values
 
@@ -131,7 +133,9 @@ class StreamData(BaseData):
             return list(column.to_numpy().tolist()) if column.null_count == 0 else list(column.to_pylist())
 
         stamps = iso_from_micros(table.column("timestamp").cast("int64").to_numpy())
-        kinds = table.column("type").to_pylist()
+        kind = table.column("type").combine_chunks()
+        # A dictionary column: look the codes up in numpy (Arrow's to_pylist is ~50x slower here).
+        kinds = np.array(kind.dictionary.to_pylist(), dtype=object)[kind.indices.to_numpy()].tolist()
         int_values, values, outputs = values_of("int_value"), values_of("value"), values_of("output_value")
         local_ids = values_of("streamer_local_id")
         shown = display_values(outputs, values, places)
