@@ -253,6 +253,14 @@ streamer_reports = sa.Table(
 )
 
 
+def update_row(conn: Any, table: sa.Table, key: str, value: Any, changes: dict[str, Any]) -> Any:
+    """Apply ``changes`` (if any) to the row whose ``key`` column is ``value``; return the fresh row."""
+    column = table.c[key]
+    if changes:
+        conn.execute(sa.update(table).where(column == value).values(**changes))
+    return conn.execute(sa.select(table).where(column == value)).one()
+
+
 def new_id(result: Any) -> Any:
     """The primary key of the row an INSERT made."""
     key = result.inserted_primary_key

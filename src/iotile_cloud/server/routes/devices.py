@@ -176,9 +176,7 @@ def device_update(
         if "state" in fields.body:
             values["state"] = fields.choice("state", ["N0", "N1", "B0", "B1"])
         fields.check()
-        if values:
-            conn.execute(sa.update(db.devices).where(db.devices.c.id == row.id).values(**values))
-        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == row.id)).one()
+        row = db.update_row(conn, db.devices, "id", row.id, values)
         return JSON(serialize.device(row, Lookup(conn)))
 
 

@@ -157,9 +157,7 @@ def org_update(
         if fields.has("about"):
             values["about"] = fields.text("about", max_length=1000)
         fields.check()
-        if values:
-            conn.execute(sa.update(db.orgs).where(db.orgs.c.id == row.id).values(**values))
-        row = conn.execute(sa.select(db.orgs).where(db.orgs.c.id == row.id)).one()
+        row = db.update_row(conn, db.orgs, "id", row.id, values)
         return JSON(serialize.org(row, Lookup(conn)))
 
 
@@ -353,9 +351,7 @@ def project_update(
         if fields.has("about"):
             values["about"] = fields.text("about", max_length=1000)
         fields.check()
-        if values:
-            conn.execute(sa.update(db.projects).where(db.projects.c.id == row.id).values(**values))
-        row = conn.execute(sa.select(db.projects).where(db.projects.c.id == row.id)).one()
+        row = db.update_row(conn, db.projects, "id", row.id, values)
         return JSON(serialize.project(row, Lookup(conn)))
 
 
@@ -494,9 +490,7 @@ def fleet_update(
         if fields.has("is_network"):
             values["is_network"] = fields.boolean("is_network")
         fields.check()
-        if values:
-            conn.execute(sa.update(db.fleets).where(db.fleets.c.id == row.id).values(**values))
-        row = conn.execute(sa.select(db.fleets).where(db.fleets.c.id == row.id)).one()
+        row = db.update_row(conn, db.fleets, "id", row.id, values)
         return JSON(serialize.fleet(row, Lookup(conn)))
 
 

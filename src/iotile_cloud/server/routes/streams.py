@@ -459,9 +459,7 @@ def stream_update(
         if "raw_value_format" in fields.body:
             values["raw_value_format"] = fields.choice("raw_value_format", model.RAW_FORMATS)
         fields.check()
-        if values:
-            conn.execute(sa.update(db.streams).where(db.streams.c.pk == row.pk).values(**values))
-        row = conn.execute(sa.select(db.streams).where(db.streams.c.pk == row.pk)).one()
+        row = db.update_row(conn, db.streams, "pk", row.pk, values)
         return JSON(serialize.stream(row, Lookup(conn)))
 
 
