@@ -347,6 +347,17 @@ def writable_stream(conn: Connection, principal: Principal, slug: str, cache: di
     return cache[slug]
 
 
+def validated_items(body: Any, validate: Any) -> tuple[bool, list[tuple[dict[str, Any], Any]]]:
+    """One object or a list of them, each validated; DRF's error shape (a list for a list) on failure."""
+    many = isinstance(body, list)
+    items = body if many else [as_object(body)]
+    checked = [validate(item) for item in items]
+    if any(errors for _, errors in checked):
+        errors = [e for _, e in checked]
+        raise APIError(400, errors if many else errors[0])
+    return many, checked
+
+
 @router.post(
     "/data/",
     openapi_extra=body_doc(
@@ -368,12 +379,7 @@ def writable_stream(conn: Connection, principal: Principal, slug: str, cache: di
 def data_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
 ) -> Response:
-    many = isinstance(body, list)
-    items = body if many else [as_object(body)]
-    checked = [_point_fields(item) for item in items]
-    if any(errors for _, errors in checked):
-        errors = [e for _, e in checked]
-        raise APIError(400, errors if many else errors[0])
+    many, checked = validated_items(body, _point_fields)
     with state(request).write() as conn:
         cache: dict[str, Any] = {}
         rows = []
@@ -601,12 +607,7 @@ def event_create(
 ) -> Response:
     from iotile_cloud.server import serialize
 
-    many = isinstance(body, list)
-    items = body if many else [as_object(body)]
-    checked = [_event_fields(item) for item in items]
-    if any(errors for _, errors in checked):
-        errors = [e for _, e in checked]
-        raise APIError(400, errors if many else errors[0])
+    many, checked = validated_items(body, _event_fields)
     folder = event_dir(request)
     with state(request).write() as conn:
         cache: dict[str, Any] = {}
