@@ -122,11 +122,22 @@ def ingest_report(
     kinds = np.full(n, "Num", dtype=object)
     stream_pks = np.zeros(n, dtype=np.int64)
     cache: dict[int, tuple[Row[Any], model.Converter]] = {}
+    # The device's streams and the project's variables in two queries, not two per stream.
+    known = {
+        r.slug: r
+        for r in conn.execute(
+            sa.select(db.streams).where(db.streams.c.project_id == project.id, db.streams.c.device_id == device.id)
+        )
+    }
+    variables = {r.id: r for r in conn.execute(sa.select(db.variables).where(db.variables.c.project_id == project.id))}
 
     def stream_row(lid: int) -> tuple[Row[Any], model.Converter]:
         if lid not in cache:
-            row = model.stream_for(conn, project, device.id, lid, user_id)
-            cache[lid] = (row, model.converter(conn, row))
+            row = known.get(model.stream_slug(project.gid, device.id, lid))
+            if row is None:
+                row = model.stream_for(conn, project, device.id, lid, user_id)
+            variable = variables.get(row.variable_id)
+            cache[lid] = (row, model.Converter.for_stream(row, variable) if variable else model.converter(conn, row))
         return cache[lid]
 
     raw_values = cols["value"]

@@ -23,9 +23,13 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
-def check_password(stored: str, password: str) -> bool:
+_DUMMY_HASH = _hasher.hash("not a password")
+
+
+def check_password(stored: str | None, password: str) -> bool:
+    """Constant work whether or not the account exists (``stored`` None), so timing tells nothing."""
     try:
-        return _hasher.verify(stored, password)
+        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 

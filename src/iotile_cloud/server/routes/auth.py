@@ -47,7 +47,7 @@ def login(request: Request, body: Body = Depends(json_body)) -> Response:
     app = state(request)
     with app.read() as conn:
         user = _find_login(conn, str(email))
-    if user is None or not check_password(user.password_hash, str(password)):
+    if not check_password(user.password_hash if user else None, str(password)) or user is None:
         return JSON("Username/password combination invalid.", status_code=401)
     if not user.is_active:
         return JSON("This account is not Active.", status_code=401)
@@ -67,7 +67,7 @@ def jwt_auth(request: Request, body: Body = Depends(json_body)) -> Response:
     app = state(request)
     with app.read() as conn:
         user = _find_login(conn, str(username))
-    if user is None or not user.is_active or not check_password(user.password_hash, str(password)):
+    if not check_password(user.password_hash if user else None, str(password)) or user is None or not user.is_active:
         raise APIError(400, {"non_field_errors": ["Unable to log in with provided credentials."]})
     return JSON({"token": app.jwt.issue(user)})
 
