@@ -238,3 +238,10 @@ def test_report_accumulate(cloud: CloudHelper) -> None:
     assert code == 0 and stream in out and "10.000" in out
     code, out = run("report", "accumulate", "p--0000-0fff", "--start", "2025-01-01T00:00:00Z")
     assert code == 1 and "No streams were found" in out
+
+
+def test_demo(tmp_path: Path) -> None:
+    code, out = run("demo", "--data-dir", str(tmp_path / "demo"))
+    assert code == 0, out
+    assert "Logged in as demo" in out and "Water used this week" in out
+    assert "Greenhouse temperature" in out and "gallons per day" in out

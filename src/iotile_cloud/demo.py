@@ -113,6 +113,18 @@ def run_demo(data_dir: Path | None = None) -> None:
             f"min {min(values):.1f} C, mean {sum(values) / len(values):.1f} C, max {max(values):.1f} C"
         )
 
+        try:
+            from iotile_cloud.stream.frames import fetch_dataframe
+        except ImportError:  # the [pandas] extra is not installed
+            fetch_dataframe = None  # type: ignore[assignment]
+        if fetch_dataframe is not None:
+            pump = str(IOTileStreamSlug.build(project["slug"], devices[0], "5001"))
+            frame = fetch_dataframe(api, pump, start=start.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            daily = frame["output_value"].resample("1D").sum()
+            click.echo(f"\nWell pump, gallons per day (fetch_dataframe, {len(frame)} rows, Arrow columnar path):")
+            for day, gallons in daily.items():
+                click.echo(f"  {day:%a %Y-%m-%d}  {gallons:8.1f}")
+
         report = AccumulationReportGenerator(api).compute_sum(sources=devices[:2], start=start, end=now)
         click.echo("\nWater used this week (accumulation report):")
         for slug, row in sorted(report["streams"].items()):
