@@ -206,10 +206,6 @@ def _authenticate(request: Request) -> Principal:
     return Principal(user=user, device_scope=device_scope, staff_arg=staff_arg)
 
 
-def optional_user(request: Request) -> Principal:
-    return _authenticate(request)
-
-
 def current_user(request: Request) -> Principal:
     """Dependency: an authenticated caller (401 otherwise)."""
     principal = _authenticate(request)

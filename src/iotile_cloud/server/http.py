@@ -54,14 +54,6 @@ def not_authenticated() -> APIError:
     )
 
 
-def bad_request(body: Any) -> APIError:
-    return APIError(400, body)
-
-
-def field_error(field: str, message: str) -> APIError:
-    return APIError(400, {field: [message]})
-
-
 # -- request bodies: documented for OpenAPI (handlers parse them, to give DRF's exact errors) ----
 
 _TYPES: dict[str, dict[str, Any]] = {

@@ -522,17 +522,13 @@ def data_frame(request: Request, principal: Principal = Depends(current_user)) -
 # -- events -------------------------------------------------------------------------------------
 
 
-def _event_info(stream: Row[Any], conn: Connection) -> dict[str, Any]:
-    return _stream_info(stream, conn)
-
-
 @router.get("/event/", summary="Events of a stream or device: ?filter=s--|d--")
 def event_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
-        infos = {s.pk: _event_info(s, conn) for s in streams}
+        infos = {s.pk: _stream_info(s, conn) for s in streams}
         pager, count, rows = paged_rows(conn, request, db.events, list(infos), LARGE)
         return JSON(pager.body(count, [serialize.event(r, infos[r.stream_pk]) for r in rows]))
 
@@ -623,7 +619,7 @@ def event_create(
             return JSON({"count": len(ids)}, status_code=201)
         event_id, stream = ids[0]
         row = conn.execute(sa.select(db.events).where(db.events.c.id == event_id)).one()
-        return JSON(serialize.event(row, _event_info(stream, conn)), status_code=201)
+        return JSON(serialize.event(row, _stream_info(stream, conn)), status_code=201)
 
 
 def _event_id(raw: str) -> int:
@@ -650,7 +646,7 @@ def event_detail(event_id: str, request: Request, principal: Principal = Depends
 
     with state(request).read() as conn:
         row, stream = _readable_event(conn, principal, event_id)
-        return JSON(serialize.event(row, _event_info(stream, conn)))
+        return JSON(serialize.event(row, _stream_info(stream, conn)))
 
 
 @router.get("/event/{event_id}/data/", summary="The data file attached to an event")

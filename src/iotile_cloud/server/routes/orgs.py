@@ -13,7 +13,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import catalog, db, serialize
-from iotile_cloud.server.context import ADMIN_ROLES, ROLE_NAMES, Principal, state, user_only
+from iotile_cloud.server.context import ROLE_NAMES, Principal, state, user_only
 from iotile_cloud.server.http import (
     JSON,
     STANDARD,
@@ -23,7 +23,6 @@ from iotile_cloud.server.http import (
     as_object,
     body_doc,
     device_slug_or_none,
-    flag,
     forbidden,
     is_uuid,
     json_body,
@@ -592,6 +591,3 @@ def fleet_deregister(
         if not deleted:
             raise APIError(400, {"error": f"Device d--{serialize.int2did(device.id)} is not in this fleet"})
     return JSON({"device": f"d--{serialize.int2did(device.id)}", "deregistered": True}, status_code=202)
-
-
-__all__ = ["router", "visible_org", "visible_project", "find_project", "slugify", "flag", "ADMIN_ROLES"]

@@ -24,7 +24,6 @@ from iotile_cloud.server.http import (
     device_slug_or_none,
     flag,
     forbidden,
-    is_uuid,
     json_body,
     not_found,
 )
@@ -474,6 +473,3 @@ def stream_delete(slug: str, request: Request, principal: Principal = Depends(us
         conn.execute(sa.delete(db.events).where(db.events.c.stream_pk == row.pk))
         conn.execute(sa.delete(db.streams).where(db.streams.c.pk == row.pk))
     return Response(status_code=204)
-
-
-__all__ = ["router", "stream_by_slug", "is_uuid"]
