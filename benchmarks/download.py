@@ -17,7 +17,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from tests.original_client import original_python  # noqa: E402
+
+from iotile_cloud.server.run import ServerProcess  # noqa: E402
 
 EMAIL, PASSWORD = "bench@example.com", "bench-pass-1"
 
@@ -143,12 +144,6 @@ def seed(data_dir: Path, points: int) -> str:
     return str(stream.slug)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def measure(python: str, script: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one whole process."""
     with tempfile.NamedTemporaryFile(prefix="peak-") as peak_file:
@@ -177,29 +172,8 @@ def main() -> None:
         seeded = time.perf_counter()
         stream = seed(data_dir, args.points)
         print(f"seeded {args.points} points in {time.perf_counter() - seeded:.1f} s")
-        port = free_port()
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "iotile_cloud.cli",
-                "serve",
-                "--data-dir",
-                folder,
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ]
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+        with ServerProcess(data_dir) as server:
+            url = server.url
             api = Api(url)
             assert api.login(email=EMAIL, password=PASSWORD)
             env = {**os.environ, "BENCH_TOKEN": str(api.token)}
@@ -215,9 +189,6 @@ def main() -> None:
                 runs = [measure(python, script, [url, stream, str(args.points)], env) for _ in range(args.repeat)]
                 results[key] = (min(r[0] for r in runs), max(r[1] for r in runs))
                 print(f"({key}) {label:<36} {results[key][0]:8.2f} s  {results[key][1]:8.0f} MB", flush=True)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
     lines = []
     if "a" in results:

@@ -12,7 +12,6 @@ import argparse
 import datetime as dt
 import os
 import platform
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,12 +21,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 READINGS = 10_000
 EMAIL, PASSWORD = "ingest@example.com", "ingest-pass-1"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(*args: str) -> list[str]:
@@ -63,6 +56,7 @@ def main() -> None:
     from iotile_cloud.api.connection import Api
     from iotile_cloud.reports import Reading, SignedListReport
     from iotile_cloud.server import db
+    from iotile_cloud.server.run import ServerProcess
 
     received = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
     with tempfile.TemporaryDirectory(prefix="iotile-ingest-") as folder:
@@ -78,16 +72,8 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        port = free_port()
-        server = subprocess.Popen(cli("serve", "--port", str(port), "--log-level", "warning", *where))
-        try:
-            for _ in range(100):
-                try:
-                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-            api = Api(f"http://127.0.0.1:{port}")
+        with ServerProcess(Path(folder), *where[2:]) as server:
+            api = Api(server.url)
             assert api.login(email=EMAIL, password=PASSWORD)
             org = api.org.post({"name": "Ingest"})["slug"]
             project = api.project.post({"name": "Ingest", "org": org})
@@ -110,9 +96,6 @@ def main() -> None:
                 assert api.client.upload_report(data, received=received, filename="r.bin") == {"count": READINGS}
             upload_seconds = time.perf_counter() - started
             uploaded = READINGS * (len(reports) - 1)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
 
         # The raw baseline: the same number of rows, 10,000 per transaction, into the same database.
         engine = db.make_engine(args.database or db.sqlite_url(Path(folder) / "iotile-cloud.sqlite3"))
@@ -121,21 +104,10 @@ def main() -> None:
         rows_template = [
             (pk, 1_800_000_000_000_000 + i, i, i, float(i), "Num", 0, False, "cln") for i in range(READINGS)
         ]
-        columns = (
-            "stream_pk",
-            "ts",
-            "device_timestamp",
-            "int_value",
-            "value",
-            "type",
-            "streamer_local_id",
-            "dirty_ts",
-            "status",
-        )
         started = time.perf_counter()
         for _ in range(len(reports) - 1):
             with engine.begin() as conn:
-                db.insert_rows(conn, db.data, columns, rows_template)
+                db.insert_rows(conn, db.data, db.DATA_COLUMNS, rows_template)
         raw_seconds = time.perf_counter() - started
         engine.dispose()
 

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,57 +15,18 @@ import pytest
 from iotile_cloud.api.connection import Api
 from iotile_cloud.api.exceptions import RestBaseException
 from iotile_cloud.reports import Reading, SignedListReport
+from iotile_cloud.server.run import ServerProcess
 
 READINGS = 1_000_000  # a 16 MB report: ingest takes seconds, so the kill lands in the middle
 RECEIVED = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "iotile_cloud.cli", *args]
 
 
-class Server:
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            _cli("serve", "--data-dir", str(self.data_dir), "--port", str(self.port), "--log-level", "warning")
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("server did not start")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=15)
-
-
 @pytest.fixture
-def server(tmp_path: Path) -> Server:
+def server(tmp_path: Path) -> Iterator[ServerProcess]:
     data_dir = tmp_path / "cloud"
     subprocess.run(
         _cli(
@@ -83,17 +42,15 @@ def server(tmp_path: Path) -> Server:
         check=True,
         capture_output=True,
     )
-    srv = Server(data_dir)
-    srv.start()
-    yield srv
-    srv.stop()
+    with ServerProcess(data_dir) as srv:
+        yield srv
 
 
 def _count(api: Api, stream: str) -> int:
     return int(api.data.get(filter=stream, page_size=1)["count"])
 
 
-def test_sigkill_mid_ingest_leaves_no_partial_data(server: Server) -> None:
+def test_sigkill_mid_ingest_leaves_no_partial_data(server: ServerProcess) -> None:
     api = Api(server.url)
     assert api.login(email="ops@example.com", password="ops-pass-1")
     org = api.org.post({"name": "Crash Org"})["slug"]

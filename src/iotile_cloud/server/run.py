@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -14,7 +18,7 @@ import uvicorn
 
 from iotile_cloud.server.app import create_app
 
-__all__ = ["serve", "LiveServer", "self_signed_cert"]
+__all__ = ["serve", "LiveServer", "ServerProcess", "self_signed_cert"]
 
 
 def serve(
@@ -125,6 +129,67 @@ class LiveServer:
         self.engine.dispose()
 
     def __enter__(self) -> LiveServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class ServerProcess:
+    """``iotile-cloud serve`` in a child process on a free loopback port (benchmarks, crash tests).
+
+    ``start()`` may be called again after ``kill()``: the server comes back on the same port.
+    """
+
+    def __init__(self, data_dir: Path, *extra_args: str) -> None:
+        self.data_dir = Path(data_dir)
+        self.extra_args = extra_args
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> ServerProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "iotile_cloud.cli",
+            "serve",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--log-level",
+            "warning",
+            *self.extra_args,
+        ]
+        self.process = subprocess.Popen(command)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"iotile-cloud serve did not start on port {self.port}")
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish anything (what crash-safety tests need)."""
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=30)
+
+    def __enter__(self) -> ServerProcess:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -151,18 +151,7 @@ def paged_rows(
     return pager, count, rows
 
 
-DATA_ITEM_COLUMNS = (
-    "id",
-    "stream_pk",
-    "ts",
-    "device_timestamp",
-    "int_value",
-    "value",
-    "type",
-    "streamer_local_id",
-    "dirty_ts",
-    "status",
-)
+DATA_ITEM_COLUMNS = ("id", *db.DATA_COLUMNS)
 STREAM_ITEM_COLUMNS = ("ts", "int_value", "value", "type", "streamer_local_id")
 
 
