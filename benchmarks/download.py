@@ -28,6 +28,7 @@ sys.path.insert(0, str(HERE.parent))
 
 from tests.original_client import original_python  # noqa: E402
 
+from benchmarks.seed import seed_stream  # noqa: E402
 from iotile_cloud.server.run import ServerProcess  # noqa: E402
 
 EMAIL, PASSWORD = "bench@example.com", "bench-pass-1"
@@ -87,61 +88,12 @@ assert len(body) > n * 8
 
 def seed(data_dir: Path, points: int) -> str:
     """A fresh SQLite database with one user, one device and ``points`` readings on one stream."""
-    import sqlalchemy as sa
-
-    from iotile_cloud.server import db, model
-    from iotile_cloud.server.routes.auth import create_user
+    from iotile_cloud.server import db
 
     engine = db.make_engine(db.sqlite_url(data_dir / "iotile-cloud.sqlite3"))
-    db.migrate(engine)
-    now = db.now_us()
-    with engine.begin() as conn:
-        user = create_user(conn, email=EMAIL, username="bench", password=PASSWORD)
-        conn.execute(
-            sa.insert(db.orgs).values(id="org-bench", name="Bench", slug="bench", created_on=now, created_by=user.id)
-        )
-        conn.execute(sa.insert(db.memberships).values(org_id="org-bench", user_id=user.id, role="a0", created_on=now))
-        conn.execute(
-            sa.insert(db.projects).values(
-                id="00000000-0000-0000-0000-00000000be7c",
-                gid=1,
-                name="Bench",
-                org_id="org-bench",
-                created_on=now,
-                created_by=user.id,
-            )
-        )
-        conn.execute(
-            sa.insert(db.devices).values(
-                id=1,
-                label="bench",
-                sg="water-meter-v1-1-0",
-                template="x",
-                org_id="org-bench",
-                project_id="00000000-0000-0000-0000-00000000be7c",
-                created_on=now,
-                claimed_by=user.id,
-                claimed_on=now,
-            )
-        )
-        project = conn.execute(sa.select(db.projects)).one()
-        device = conn.execute(sa.select(db.devices)).one()
-        model.apply_sensor_graph(conn, device, project, user.id)
-        stream = conn.execute(sa.select(db.streams).where(db.streams.c.slug.like("%--5001"))).one()
-        conv = model.converter(conn, stream)
-        start = 1_767_225_600_000_000  # 2026-01-01
-        for offset in range(0, points, 200_000):
-            rows = []
-            for i in range(offset, min(points, offset + 200_000)):
-                value, kind = conv.value(i % 1000)
-                rows.append((stream.pk, start + i * 60_000_000, i % 1000, value, kind, i + 1, False, "cln"))
-            conn.exec_driver_sql(
-                "INSERT INTO data (stream_pk, ts, int_value, value, type, streamer_local_id, dirty_ts, status) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+    slug = seed_stream(engine, EMAIL, PASSWORD, points, step_us=60_000_000)
     engine.dispose()
-    return str(stream.slug)
+    return slug
 
 
 def measure(python: str, script: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:

@@ -17,7 +17,7 @@ from iotile_cloud.api.exceptions import RestBaseException
 from iotile_cloud.reports import Reading, SignedListReport
 from iotile_cloud.server.run import ServerProcess
 
-READINGS = 1_000_000  # a 16 MB report: ingest takes seconds, so the kill lands in the middle
+READINGS = 1_000_000  # a 16 MB report: decoding and storing it takes the server a good part of a second
 RECEIVED = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
 
 
@@ -44,6 +44,12 @@ def server(tmp_path: Path) -> Iterator[ServerProcess]:
     )
     with ServerProcess(data_dir) as srv:
         yield srv
+
+
+def _bytes_read(pid: int) -> int:
+    """Bytes the process has read (sockets and files) so far."""
+    with open(f"/proc/{pid}/io") as io:
+        return next(int(line.split()[1]) for line in io if line.startswith("rchar:"))
 
 
 def _count(api: Api, stream: str) -> int:
@@ -74,13 +80,15 @@ def test_sigkill_mid_ingest_leaves_no_partial_data(server: ServerProcess) -> Non
         except RestBaseException as error:
             outcome.append(error)
 
+    assert server.process is not None
+    before = _bytes_read(server.process.pid)
     thread = threading.Thread(target=upload)
     thread.start()
-    wal = server.data_dir / "iotile-cloud.sqlite3-wal"
     deadline = time.monotonic() + 60
-    # Kill once the ingest transaction has written a good part of its pages (the WAL grows).
-    while time.monotonic() < deadline and (not wal.exists() or wal.stat().st_size < 16 * 1024 * 1024):
-        time.sleep(0.02)
+    # Kill once the server has received the whole report: it is then decoding and storing it (the
+    # segments are compact, so the size of the WAL no longer shows the progress).
+    while time.monotonic() < deadline and _bytes_read(server.process.pid) < before + len(data):
+        time.sleep(0.005)
     server.kill()
     thread.join(timeout=30)
     assert outcome and isinstance(outcome[0], RestBaseException), f"the upload finished before the kill: {outcome}"

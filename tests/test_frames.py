@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from iotile_cloud.api.connection import Api
-from iotile_cloud.server import db
+from iotile_cloud.server import db, points
 from iotile_cloud.stream.data import RawData, StreamData
 from iotile_cloud.stream.frames import fetch_arrays, fetch_dataframe, fetch_table
 from iotile_cloud.testing.cloud import CloudHelper
@@ -48,10 +48,11 @@ def seeded(cloud: CloudHelper, api: Api) -> dict[str, str]:
 
 
 def server_rows(cloud: CloudHelper, where: Callable[[sa.Select], sa.Select]) -> list[tuple[int, int]]:
-    """(microseconds, int_value) straight from the database, in time order."""
-    query = sa.select(db.data.c.ts, db.data.c.int_value).join(db.streams, db.streams.c.pk == db.data.c.stream_pk)
+    """(microseconds, int_value) straight from the database (through the point store), in time order."""
     with cloud.engine.connect() as conn:
-        return [tuple(r) for r in conn.execute(where(query).order_by(db.data.c.ts, db.data.c.id))]
+        pks = conn.execute(where(sa.select(db.streams.c.pk))).scalars().all()
+        stored = points.select(conn, points.Query(pks)).all()
+    return list(zip(stored.ts.tolist(), stored.int_value.tolist(), strict=True))
 
 
 def micros(frame_index: pd.DatetimeIndex) -> list[int]:

@@ -369,7 +369,7 @@ def test_golden_scenario_101_to_236(session: Session, iotile_cloud: CloudHelper)
     for number in (220, 221, 222, 223):
         s.call(number, "staff")
     with iotile_cloud.engine.connect() as conn:
-        point = conn.execute(sa.select(sa.func.min(db.data.c.id))).scalar_one()
+        point = conn.execute(sa.select(sa.func.min(db.segments.c.id_min))).scalar_one()
     s.call(224, "staff", path=f"/api/v1/data/{point}/")
     # Deliberate difference: unknown routes answer JSON, not an HTML page.
     assert s.call(225, "staff", exact=False) == {"detail": "Not found."}

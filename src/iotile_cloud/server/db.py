@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -152,20 +151,32 @@ streams = sa.Table(
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )
 
-data = sa.Table(
-    "data",
+# Stream data: one row per segment, a compressed columnar batch of one stream's points
+# (server/points.py holds the codec; docs/storage.md explains the layout).
+segments = sa.Table(
+    "segments",
     metadata,
     sa.Column("id", BigId, primary_key=True),
     sa.Column("stream_pk", sa.Integer, sa.ForeignKey("streams.pk", ondelete="CASCADE"), nullable=False),
-    sa.Column("ts", Micros, nullable=False),
-    sa.Column("device_timestamp", sa.BigInteger, nullable=True),
-    sa.Column("int_value", sa.BigInteger, nullable=True),
-    sa.Column("value", sa.Float, nullable=True),
-    sa.Column("type", sa.String(3), nullable=False, server_default="Num"),
-    sa.Column("streamer_local_id", sa.BigInteger, nullable=False, server_default="0"),
-    sa.Column("dirty_ts", sa.Boolean, nullable=False, server_default=sa.false()),
-    sa.Column("status", sa.String(3), nullable=False, server_default="unk"),
-    sa.Index("ix_data_stream_ts", "stream_pk", "ts"),
+    sa.Column("ts_min", Micros, nullable=False),
+    sa.Column("ts_max", Micros, nullable=False),
+    sa.Column("id_min", sa.BigInteger, nullable=False),
+    sa.Column("id_max", sa.BigInteger, nullable=False),
+    sa.Column("sid_min", sa.BigInteger, nullable=False),
+    sa.Column("sid_max", sa.BigInteger, nullable=False),
+    sa.Column("count", sa.Integer, nullable=False),
+    sa.Column("payload", sa.LargeBinary, nullable=False),
+    sa.Index("ix_segments_stream_ts", "stream_pk", "ts_min"),
+    sa.Index("ix_segments_stream_ts_max", "stream_pk", "ts_max"),
+    sa.Index("ix_segments_id", "id_min", "id_max"),
+)
+
+# The next point id: each batch takes a consecutive range (one row).
+point_ids = sa.Table(
+    "point_ids",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("next_id", sa.BigInteger, nullable=False),
 )
 
 events = sa.Table(
@@ -296,56 +307,6 @@ def iso(value: int | None) -> str | None:
     if stamp.microsecond:
         return stamp.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return stamp.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def fetch_tuples(conn: Any, statement: Any) -> list[tuple[Any, ...]]:
-    """Run a SELECT on the DB-API cursor and return plain tuples (no per-row wrapper objects)."""
-    compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params: Any = compiled.params
-    if compiled.positiontup:
-        params = tuple(compiled.params[name] for name in compiled.positiontup)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        cursor.execute(str(compiled), params)
-        return list(cursor.fetchall())
-    finally:
-        cursor.close()
-
-
-# The column order of bulk data inserts (report ingest, list POSTs).
-DATA_COLUMNS = (
-    "stream_pk",
-    "ts",
-    "device_timestamp",
-    "int_value",
-    "value",
-    "type",
-    "streamer_local_id",
-    "dirty_ts",
-    "status",
-)
-
-
-def insert_rows(conn: Any, table: sa.Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Bulk insert plain tuples: ``executemany`` on SQLite, ``COPY`` on PostgreSQL.
-
-    The one bulk-insert path: report ingest and list POSTs use it, and so does the raw baseline of
-    ``benchmarks/ingest.py``.
-    """
-    if not rows:
-        return
-    names = ", ".join(f'"{name}"' for name in columns)
-    cursor = conn.connection.driver_connection.cursor()
-    try:
-        if conn.dialect.name == "postgresql":
-            # COPY is PostgreSQL's bulk path: several times faster than executemany.
-            with cursor.copy(f"COPY {table.name} ({names}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            cursor.executemany(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
-    finally:
-        cursor.close()
 
 
 # -- engine -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.reports import DictionaryReport, SignedListReport, to_utc
-from iotile_cloud.server import db, model
+from iotile_cloud.server import db, model, points
 
 REBOOT_STREAM = 0x5C00
 COMPLETE_MARKER, CHOPPED_MARKER = 0x5A05, 0x5A06
@@ -115,11 +115,12 @@ def ingest_report(
     reboots = np.nonzero(stream == REBOOT_STREAM)[0]
     reboot_at = int(reboots[-1]) if len(reboots) else -1
     dirty = ~has_given & ((~rtc & ~uptime_ok) | ((np.arange(n) < reboot_at) & uptime_ok))
-    status = np.where(dirty, "drt", np.where(rtc | has_given, "utc", "cln"))
+    code = points.STATUS_CODE
+    status = np.where(dirty, code["drt"], np.where(rtc | has_given, code["utc"], code["cln"]))
 
     # Values, converted per stream with its MDO and input unit (vectorised).
     values = np.zeros(n, dtype=np.float64)
-    kinds = np.full(n, "Num", dtype=object)
+    itr = np.zeros(n, dtype=bool)
     stream_pks = np.zeros(n, dtype=np.int64)
     cache: dict[int, tuple[Row[Any], model.Converter]] = {}
     # The device's streams and the project's variables in two queries, not two per stream.
@@ -154,30 +155,24 @@ def ingest_report(
         if whole.any():
             converted, kind = conv.values(raw_values[whole].astype(np.int64))
             values[whole] = converted
-            kinds[whole] = kind
+            itr[whole] = kind == "ITR"
         fraction = mask & is_fraction
         values[fraction] = raw_values[fraction].astype(np.float64)
-    if is_fraction.any():
-        int_values = [None if f else int(v) for v, f in zip(raw_values.tolist(), is_fraction.tolist(), strict=True)]
-    else:
-        int_values = raw_values.astype(np.int64).tolist()
-
-    device_ts = [None if r < 0 else r for r in raw.tolist()]
-    rows = list(
-        zip(
-            stream_pks.tolist(),
-            ts.tolist(),
-            device_ts,
-            int_values,
-            values.tolist(),
-            kinds.tolist(),
-            ids.tolist(),
-            dirty.tolist(),
-            status.tolist(),
-            strict=True,
-        )
+    int_values = np.zeros(n, dtype=np.int64)
+    int_values[~is_fraction] = raw_values[~is_fraction].astype(np.int64)
+    points.append_batch(
+        conn,
+        points.Points(
+            ts=ts,
+            id=np.zeros(n, dtype=np.int64),
+            streamer_local_id=ids,
+            device_timestamp=np.where(raw < 0, 0, raw),
+            int_value=int_values,
+            value=values,
+            flags=points.flags_of(False, is_fraction, raw < 0, dirty, status, itr),
+            stream_pk=stream_pks,
+        ),
     )
-    db.insert_rows(conn, db.data, db.DATA_COLUMNS, rows)
 
     events = [e for e in getattr(report, "events", []) if e.reading_id > last_id or (e.reading_id == 0 and has_new)]
     if events:
@@ -204,11 +199,19 @@ def ingest_report(
         marker = CHOPPED_MARKER if CHOPPED_RANGE[0] <= raw_length <= CHOPPED_RANGE[1] else COMPLETE_MARKER
         row, conv = stream_row(marker)
         value, kind = conv.value(report.streamer_index)
-        db.insert_rows(
+        points.append_rows(
             conn,
-            db.data,
-            db.DATA_COLUMNS,
-            [(row.pk, received_us, None, report.streamer_index, value, kind, report.report_id, False, "cln")],
+            [
+                {
+                    "stream_pk": row.pk,
+                    "ts": received_us,
+                    "int_value": report.streamer_index,
+                    "value": value,
+                    "type": kind,
+                    "streamer_local_id": report.report_id,
+                    "status": "cln",
+                }
+            ],
         )
     update: dict[str, Any] = {}
     if top_id is not None and top_id > last_id:

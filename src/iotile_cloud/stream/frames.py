@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from iotile_cloud import wire
 from iotile_cloud.api.exceptions import RestBaseException
 from iotile_cloud.utils.gid import IOTileStreamSlug
 from iotile_cloud.utils.mdo import MdoHelper
@@ -31,21 +32,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ARROW_MEDIA_TYPE", "SCHEMA", "fetch_table", "fetch_arrays", "fetch_dataframe", "fetch_polars"]
 
-ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
+ARROW_MEDIA_TYPE = wire.ARROW_MEDIA_TYPE
 Progress = Callable[[int, int], None]
-SCHEMA = pa.schema(
-    [
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("value", pa.float64()),
-        ("int_value", pa.int64()),
-        ("output_value", pa.float64()),
-        ("streamer_local_id", pa.int64()),
-        ("device_timestamp", pa.int64()),
-        ("dirty_ts", pa.bool_()),
-        ("status", pa.string()),
-        ("stream", pa.string()),
-    ]
-)
+SCHEMA = wire.table_schema()
 JSON_PAGE_SIZE = {"stream": 20000, "data": 10000}
 CONCURRENCY = 4
 

@@ -16,7 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from iotile_cloud.server import catalog, db, model
+from iotile_cloud.server import catalog, db, model, points
 from iotile_cloud.server.routes.auth import create_user
 from iotile_cloud.server.routes.data import insert_event
 from iotile_cloud.server.routes.orgs import slugify
@@ -426,7 +426,7 @@ class CloudHelper:
     def _load_folder(self, folder: Path) -> None:
         with self.engine.begin() as conn:
             for stream in conn.execute(sa.select(db.streams)).all():
-                if conn.execute(sa.select(db.data.c.id).where(db.data.c.stream_pk == stream.pk).limit(1)).first():
+                if points.has_points(conn, stream.pk):
                     continue
                 conv = model.converter(conn, stream)
                 rows = []
@@ -460,7 +460,7 @@ class CloudHelper:
                                 }
                             )
                 if rows:
-                    conn.execute(sa.insert(db.data), rows)
+                    points.append_rows(conn, rows)
             events_dir = self.server.data_dir / "events"
             events_dir.mkdir(exist_ok=True)
             for event in conn.execute(sa.select(db.events).where(db.events.c.data_path.is_(None))).all():

@@ -6,7 +6,7 @@ import csv
 import gzip
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response
 from sqlalchemy.engine import Connection, Row
 
-from iotile_cloud.server import db, model
+from iotile_cloud.server import db, model, points
 from iotile_cloud.server.context import Principal, current_user, state
 from iotile_cloud.server.db import iso
 from iotile_cloud.server.http import (
@@ -95,23 +95,39 @@ def filter_streams(conn: Connection, principal: Principal, text: str | None) -> 
     return visible
 
 
-def _range_query(request: Request, table: sa.Table, pks: Sequence[int]) -> sa.Select[Any]:
-    query = sa.select(table).where(table.c.stream_pk.in_(pks) if len(pks) != 1 else table.c.stream_pk == pks[0])
-    start = query_datetime(request, "start")
-    end = query_datetime(request, "end")
-    if start is not None:
-        query = query.where(table.c.ts >= start)
-    if end is not None:
-        query = query.where(table.c.ts < end)
+def _bounds(request: Request) -> tuple[int | None, int | None, int | None, int | None]:
+    """``start``, ``end`` (microseconds), ``streamer_id_min`` and ``streamer_id_max`` of a request."""
     params = request.query_params
-    for name, op in (("streamer_id_min", "__ge__"), ("streamer_id_max", "__le__")):
+    ids: list[int | None] = []
+    for name in ("streamer_id_min", "streamer_id_max"):
+        bound = None
         if params.get(name):
             try:
                 bound = int(params[name])
             except ValueError:
                 raise APIError(400, {"detail": f"{name} must be an integer"}) from None
-            query = query.where(getattr(table.c.streamer_local_id, op)(bound))
+        ids.append(bound)
+    return query_datetime(request, "start"), query_datetime(request, "end"), ids[0], ids[1]
+
+
+def _range_query(request: Request, table: sa.Table, pks: Sequence[int]) -> sa.Select[Any]:
+    query = sa.select(table).where(table.c.stream_pk.in_(pks) if len(pks) != 1 else table.c.stream_pk == pks[0])
+    start, end, sid_min, sid_max = _bounds(request)
+    if start is not None:
+        query = query.where(table.c.ts >= start)
+    if end is not None:
+        query = query.where(table.c.ts < end)
+    if sid_min is not None:
+        query = query.where(table.c.streamer_local_id >= sid_min)
+    if sid_max is not None:
+        query = query.where(table.c.streamer_local_id <= sid_max)
     return query
+
+
+def point_query(request: Request, pks: Sequence[int]) -> points.Query:
+    """The stored points a request selects (the same parameters as :func:`ordered_selection`)."""
+    start, end, sid_min, sid_max = _bounds(request)
+    return points.Query(pks, start, end, sid_min, sid_max, lastn(request))
 
 
 def lastn(request: Request) -> int | None:
@@ -151,35 +167,21 @@ def paged_rows(
     return pager, count, rows
 
 
-DATA_ITEM_COLUMNS = ("id", *db.DATA_COLUMNS)
-STREAM_ITEM_COLUMNS = ("ts", "int_value", "value", "type", "streamer_local_id")
-
-
 def data_page(
-    conn: Connection, request: Request, pks: Sequence[int], size_class: tuple[int, int], names: Sequence[str]
+    conn: Connection, request: Request, pks: Sequence[int], size_class: tuple[int, int]
 ) -> tuple[Pager, int, dict[str, list[Any]]]:
-    """One page of data points as columns ``names`` (the fast path of ``/data/`` and
-    ``/stream/<slug>/data/``); ``timestamp`` is added as ISO text."""
+    """One page of data points as columns (the fast path of ``/data/`` and ``/stream/<slug>/data/``);
+    ``timestamp`` is added as ISO text."""
     pager = Pager(request, size_class)
     if not pks:
         return pager, 0, {}
-    query, order = ordered_selection(request, db.data, pks)
-    selection = query.subquery()
-    count = int(conn.execute(sa.select(sa.func.count()).select_from(selection)).scalar_one())
+    selection = points.select(conn, point_query(request, pks))
+    count = selection.count()
     pager.check(count)
     if not count:
         return pager, count, {}
-    statement = (
-        sa.select(*(selection.c[name] for name in names))
-        .order_by(*(selection.c[o.name] for o in order))
-        .offset(pager.offset)
-        .limit(pager.size)
-    )
-    rows = db.fetch_tuples(conn, statement)
-    columns = {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
+    columns = selection.page(pager.offset, pager.size).as_lists()
     columns["timestamp"] = iso_from_micros(columns["ts"])
-    if "dirty_ts" in columns:
-        columns["dirty_ts"] = [bool(v) for v in columns["dirty_ts"]]
     return pager, count, columns
 
 
@@ -194,18 +196,18 @@ def _stream_info(stream: Row[Any], conn: Connection) -> dict[str, Any]:
     }
 
 
-def data_item(row: Any, info: dict[str, Any]) -> dict[str, Any]:
+def data_item(row: Mapping[str, Any], info: dict[str, Any]) -> dict[str, Any]:
     return {
-        "id": row.id,
+        "id": row["id"],
         **info,
-        "type": row.type,
-        "device_timestamp": row.device_timestamp,
-        "timestamp": iso(row.ts),
-        "int_value": row.int_value,
-        "value": row.value,
-        "streamer_local_id": row.streamer_local_id,
-        "dirty_ts": bool(row.dirty_ts),
-        "status": row.status,
+        "type": row["type"],
+        "device_timestamp": row["device_timestamp"],
+        "timestamp": iso(row["ts"]),
+        "int_value": row["int_value"],
+        "value": row["value"],
+        "streamer_local_id": row["streamer_local_id"],
+        "dirty_ts": bool(row["dirty_ts"]),
+        "status": row["status"],
     }
 
 
@@ -217,7 +219,7 @@ def data_list(request: Request, principal: Principal = Depends(current_user)) ->
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
-        pager, count, c = data_page(conn, request, list(infos), LARGE, DATA_ITEM_COLUMNS)
+        pager, count, c = data_page(conn, request, list(infos), LARGE)
         results = (
             [
                 {
@@ -257,7 +259,7 @@ def stream_data(slug: str, request: Request, principal: Principal = Depends(curr
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
-        pager, count, c = data_page(conn, request, [stream.pk], SUPER_LARGE, STREAM_ITEM_COLUMNS)
+        pager, count, c = data_page(conn, request, [stream.pk], SUPER_LARGE)
         results = []
         if count:
             outputs = conv.outputs(c["value"])
@@ -382,31 +384,33 @@ def data_create(
             rows.append({"stream_pk": stream.pk, **values})
         if not rows:
             return JSON({"count": 0}, status_code=201)
+        ids = points.append_rows(conn, rows)
         if many:
-            db.insert_rows(conn, db.data, db.DATA_COLUMNS, [tuple(r[c] for c in db.DATA_COLUMNS) for r in rows])
             return JSON({"count": len(rows)}, status_code=201)
-        new_id = db.new_id(conn.execute(sa.insert(db.data).values(**rows[0])))
-        row = conn.execute(sa.select(db.data).where(db.data.c.id == new_id)).one()
         stream = next(iter(cache.values()))[0]
-        return JSON(data_item(row, _stream_info(stream, conn)), status_code=201)
+        stored = points.find(conn, ids[0])
+        assert stored is not None
+        return JSON(data_item(stored.row(), _stream_info(stream, conn)), status_code=201)
 
 
-def _data_point(conn: Connection, principal: Principal, point_id: int, write: bool) -> tuple[Any, Any]:
-    row = conn.execute(sa.select(db.data).where(db.data.c.id == point_id)).first()
-    if row is None:
+def _data_point(
+    conn: Connection, principal: Principal, point_id: int, write: bool
+) -> tuple[points.Located, dict[str, Any], Any]:
+    located = points.find(conn, point_id)
+    if located is None:
         raise not_found()
-    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == row.stream_pk)).one()
+    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == located.stream_pk)).one()
     org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
     allowed = principal.can_write_data(conn, org_id) if write else principal.can_read(conn, org_id)
     if not allowed:
         raise forbidden()
-    return row, stream
+    return located, located.row(), stream
 
 
 @router.get("/data/{point_id}/", summary="One data point")
 def data_detail(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
     with state(request).read() as conn:
-        row, stream = _data_point(conn, principal, point_id, write=False)
+        _, row, stream = _data_point(conn, principal, point_id, write=False)
         return JSON(data_item(row, _stream_info(stream, conn)))
 
 
@@ -421,23 +425,22 @@ def data_update(
 ) -> Response:
     payload = as_object(body)
     with state(request).write() as conn:
-        row, stream = _data_point(conn, principal, point_id, write=True)
+        located, row, stream = _data_point(conn, principal, point_id, write=True)
         if request.method == "PUT":
             missing = {k: [REQUIRED] for k in ("stream", "timestamp") if payload.get(k) is None}
             if missing:
                 raise APIError(400, missing)
         merged = {
             "stream": stream.slug,
-            "timestamp": iso(row.ts),
-            "streamer_local_id": row.streamer_local_id,
-            "device_timestamp": row.device_timestamp,
-            "dirty_ts": row.dirty_ts,
-            "status": row.status,
+            "timestamp": iso(row["ts"]),
+            "streamer_local_id": row["streamer_local_id"],
+            "device_timestamp": row["device_timestamp"],
+            "dirty_ts": row["dirty_ts"],
+            "status": row["status"],
         }
         if "int_value" not in payload and "value" not in payload:
-            merged.update(
-                {"int_value": row.int_value} if row.int_value is not None else {"value": row.value, "type": "ITR"}
-            )
+            int_value = row["int_value"]
+            merged.update({"int_value": int_value} if int_value is not None else {"value": row["value"], "type": "ITR"})
         merged.update(payload)
         values, errors = _point_fields(merged)
         if errors:
@@ -448,16 +451,15 @@ def data_update(
             values["value"], values["type"] = conv.value(values["int_value"])
         else:
             values["type"] = "ITR"
-        conn.execute(sa.update(db.data).where(db.data.c.id == row.id).values(stream_pk=target.pk, **values))
-        row = conn.execute(sa.select(db.data).where(db.data.c.id == row.id)).one()
+        row = points.replace(conn, located, target.pk, values)
         return JSON(data_item(row, _stream_info(target, conn)))
 
 
 @router.delete("/data/{point_id}/", status_code=204, summary="Delete one data point (members)")
 def data_delete(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
     with state(request).write() as conn:
-        row, _ = _data_point(conn, principal, point_id, write=True)
-        conn.execute(sa.delete(db.data).where(db.data.c.id == row.id))
+        located, _, _ = _data_point(conn, principal, point_id, write=True)
+        points.delete(conn, located)
     return Response(status_code=204)
 
 
@@ -496,9 +498,9 @@ def data_frame(request: Request, principal: Principal = Depends(current_user)) -
             raise not_found()
         stream = streams[0]
         conv = model.converter(conn, stream)
-        query, order = ordered_selection(request, db.data, [stream.pk])
-        rows = conn.execute(query.order_by(*order)).all()
-    values = [(iso(r.ts), conv.output(r.value) if apply_mdo else r.value) for r in rows]
+        selected = points.select(conn, point_query(request, [stream.pk])).all().as_lists()
+    stored = selected["value"]
+    values = list(zip(iso_from_micros(selected["ts"]), conv.outputs(stored) if apply_mdo else stored, strict=True))
     if fmt == "json":
         return JSON([{"timestamp": t, "value": v} for t, v in values])
     out = io.StringIO()

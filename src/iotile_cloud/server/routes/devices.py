@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from iotile_cloud.server import catalog, db, model, serialize
+from iotile_cloud.server import catalog, db, model, points, serialize
 from iotile_cloud.server.context import Principal, current_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
@@ -317,17 +317,17 @@ def device_unclaim(
 def device_extra(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
-        counts = (
+        streams = (
             conn.execute(
-                sa.select(db.streams.c.slug, sa.func.count(db.data.c.id))
-                .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
+                sa.select(db.streams.c.slug, db.streams.c.pk)
                 .where(db.streams.c.device_id == row.id, db.streams.c.project_id == row.project_id)
-                .group_by(db.streams.c.slug)
                 .order_by(db.streams.c.slug)
             ).all()
             if row.project_id
             else []
         )
+        stored = points.counts(conn, [s.pk for s in streams])
+        counts = [(s.slug, stored[s.pk]) for s in streams if s.pk in stored]
         full = serialize.device(row, Lookup(conn))
         body = {
             k: full[k] for k in ("id", "slug", "project", "label", "active", "created_on", "claimed_by", "claimed_on")

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from iotile_cloud.server import catalog, db, model, serialize
+from iotile_cloud.server import catalog, db, model, points, serialize
 from iotile_cloud.server.context import Principal, current_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
@@ -469,7 +469,7 @@ def stream_delete(slug: str, request: Request, principal: Principal = Depends(us
         project = conn.execute(sa.select(db.projects).where(db.projects.c.id == row.project_id)).one()
         if not principal.can_admin(conn, project.org_id):
             raise forbidden(NO_ACCESS)
-        conn.execute(sa.delete(db.data).where(db.data.c.stream_pk == row.pk))
+        points.delete_stream(conn, row.pk)
         conn.execute(sa.delete(db.events).where(db.events.c.stream_pk == row.pk))
         conn.execute(sa.delete(db.streams).where(db.streams.c.pk == row.pk))
     return Response(status_code=204)

@@ -1,0 +1,70 @@
+"""The wire format shared by client and server: media types, column names and the Arrow schema.
+
+Both ``server/columnar.py`` (which writes the Arrow IPC stream of ``/df/``) and ``stream/frames.py``
+(which reads it) import these, so the two sides cannot drift apart. pyarrow is imported only when a
+schema is asked for: the constants are usable without it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
+JSON_MEDIA_TYPE = "application/json"
+CSV_MEDIA_TYPE = "text/csv"
+
+# The point statuses and value types, in the order of their dictionary codes on the wire (and of
+# the codes the server's point store keeps in its flags).
+STATUSES = ("unk", "cln", "drt", "utc")
+TYPES = ("Num", "ITR")
+
+# The published columns of a selection, in order.
+COLUMNS = (
+    "timestamp",
+    "value",
+    "int_value",
+    "output_value",
+    "streamer_local_id",
+    "device_timestamp",
+    "dirty_ts",
+    "status",
+    "stream",
+)
+# The server adds the point type so StreamData can rebuild the JSON items exactly.
+TYPE_COLUMN = "type"
+
+
+def table_schema() -> pa.Schema:
+    """The columns as the client publishes them (plain strings)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("timestamp", pa.timestamp("us", tz="UTC")),
+            ("value", pa.float64()),
+            ("int_value", pa.int64()),
+            ("output_value", pa.float64()),
+            ("streamer_local_id", pa.int64()),
+            ("device_timestamp", pa.int64()),
+            ("dirty_ts", pa.bool_()),
+            ("status", pa.string()),
+            ("stream", pa.string()),
+        ]
+    )
+
+
+def stream_schema() -> pa.Schema:
+    """The columns as the server sends them: the text columns dictionary-encoded, plus ``type``."""
+    import pyarrow as pa
+
+    small = pa.dictionary(pa.int8(), pa.string())
+    fields = [
+        pa.field(f.name, small if f.name == "status" else pa.dictionary(pa.int32(), pa.string()))
+        if f.name in ("status", "stream")
+        else f
+        for f in table_schema()
+    ]
+    return pa.schema([*fields, pa.field(TYPE_COLUMN, small)])
