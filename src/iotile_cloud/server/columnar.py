@@ -8,6 +8,7 @@ media type live in ``iotile_cloud.wire``, shared with the client.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -80,14 +81,21 @@ def _batch(selected: points.Points, slugs: pa.Array, index_of_pk: np.ndarray, ou
 
 
 def arrow_response(request: Request, principal: Principal, text: str) -> StreamingResponse:
-    """Stream the selection; ``X-Total-Count`` tells the client how many rows will come."""
-    app = state(request)
-    with app.read() as conn:
+    """Stream the selection; ``X-Total-Count`` tells the client how many rows will come.
+
+    One read transaction serves the count and the body, so the two agree and the groups decoded
+    for counting are not decoded again."""
+    transaction = contextlib.ExitStack()
+    conn = transaction.enter_context(state(request).read())
+    try:
         streams = filter_streams(conn, principal, text)
         pks = [s.pk for s in streams]
         outputs = [model.converter(conn, s).output_mdo for s in streams]
-        query = point_query(request, pks)
-        total = points.select(conn, query).count()
+        selection = points.select(conn, point_query(request, pks))
+        total = selection.count()
+    except BaseException:
+        transaction.close()
+        raise
     slugs = pa.array([s.slug for s in streams], pa.string())
     index_of_pk = np.full((max(pks) + 1) if pks else 1, -1, dtype=np.int32)
     for index, pk in enumerate(pks):
@@ -97,15 +105,15 @@ def arrow_response(request: Request, principal: Principal, text: str) -> Streami
         compression = None
 
     def generate() -> Iterator[bytes]:
-        chunks = _Chunks()
-        writer = pa.ipc.new_stream(
-            pa.PythonFile(chunks, mode="w"), SCHEMA, options=pa.ipc.IpcWriteOptions(compression=compression)
-        )
-        with app.read() as conn:
-            for selected in points.select(conn, query).chunks():
+        with transaction:
+            chunks = _Chunks()
+            writer = pa.ipc.new_stream(
+                pa.PythonFile(chunks, mode="w"), SCHEMA, options=pa.ipc.IpcWriteOptions(compression=compression)
+            )
+            for selected in selection.chunks():
                 writer.write_batch(_batch(selected, slugs, index_of_pk, outputs))
                 yield chunks.drain()
-        writer.close()
-        yield chunks.drain()
+            writer.close()
+            yield chunks.drain()
 
     return StreamingResponse(generate(), media_type=ARROW_MEDIA_TYPE, headers={"X-Total-Count": str(total)})

@@ -160,18 +160,15 @@ def ingest_report(
         values[fraction] = raw_values[fraction].astype(np.float64)
     int_values = np.zeros(n, dtype=np.int64)
     int_values[~is_fraction] = raw_values[~is_fraction].astype(np.int64)
-    points.append_batch(
-        conn,
-        points.Points(
-            ts=ts,
-            id=np.zeros(n, dtype=np.int64),
-            streamer_local_id=ids,
-            device_timestamp=np.where(raw < 0, 0, raw),
-            int_value=int_values,
-            value=values,
-            flags=points.flags_of(False, is_fraction, raw < 0, dirty, status, itr),
-            stream_pk=stream_pks,
-        ),
+    readings = points.Points(
+        ts=ts,
+        id=np.zeros(n, dtype=np.int64),
+        streamer_local_id=ids,
+        device_timestamp=np.where(raw < 0, 0, raw),
+        int_value=int_values,
+        value=values,
+        flags=points.flags_of(False, is_fraction, raw < 0, dirty, status, itr),
+        stream_pk=stream_pks,
     )
 
     events = [e for e in getattr(report, "events", []) if e.reading_id > last_id or (e.reading_id == 0 and has_new)]
@@ -199,20 +196,17 @@ def ingest_report(
         marker = CHOPPED_MARKER if CHOPPED_RANGE[0] <= raw_length <= CHOPPED_RANGE[1] else COMPLETE_MARKER
         row, conv = stream_row(marker)
         value, kind = conv.value(report.streamer_index)
-        points.append_rows(
-            conn,
-            [
-                {
-                    "stream_pk": row.pk,
-                    "ts": received_us,
-                    "int_value": report.streamer_index,
-                    "value": value,
-                    "type": kind,
-                    "streamer_local_id": report.report_id,
-                    "status": "cln",
-                }
-            ],
-        )
+        marked = {
+            "stream_pk": row.pk,
+            "ts": received_us,
+            "int_value": report.streamer_index,
+            "value": value,
+            "type": kind,
+            "streamer_local_id": report.report_id,
+            "status": "cln",
+        }
+        # The readings and the marker: one id range, one INSERT of the segments.
+        points.append_batch(conn, points.Points.concat([readings, points.from_rows([marked])]))
     update: dict[str, Any] = {}
     if top_id is not None and top_id > last_id:
         update["last_id"] = top_id  # forward only

@@ -36,7 +36,7 @@ STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 # write until it reaches MERGE_LIMIT (single POSTs do not leave one segment per point).
 MAX_SEGMENT = 65_536
 SMALL_SEGMENT = 1_024
-MERGE_LIMIT = 16_384
+MERGE_LIMIT = 4_096
 
 # The fields of a point, in the order of the encoded columns.
 INT_FIELDS = ("ts", "id", "streamer_local_id", "device_timestamp", "int_value")
@@ -297,12 +297,17 @@ def segment_fields(points: Points) -> dict[str, Any]:
     }
 
 
-def _insert_segments(conn: Connection, stream_pk: int, points: Points) -> None:
-    rows = [
+def _segment_rows(stream_pk: int, points: Points) -> list[dict[str, Any]]:
+    """The segment rows of one stream's points in order (split at MAX_SEGMENT)."""
+    return [
         {"stream_pk": stream_pk, **segment_fields(points.take(slice(i, i + MAX_SEGMENT)))}
         for i in range(0, len(points), MAX_SEGMENT)
     ]
-    conn.execute(sa.insert(db.segments), rows)
+
+
+def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        conn.execute(sa.insert(db.segments), rows)
 
 
 def _rewrite(conn: Connection, segment_id: int, points: Points) -> None:
@@ -314,15 +319,11 @@ def _rewrite(conn: Connection, segment_id: int, points: Points) -> None:
         conn.execute(sa.delete(table).where(table.c.id == segment_id))
 
 
-def append(conn: Connection, stream_pk: int, points: Points, *, keep_ids: bool = False) -> np.ndarray:
-    """Store a batch of one stream's points; returns their ids (new consecutive ids unless
-    ``keep_ids``). A small batch, or one landing on a small newest segment, is merged into it."""
-    n = len(points)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    if not keep_ids:
-        points.id = np.arange(n, dtype=np.int64) + allocate_ids(conn, n)
-    points.stream_pk = np.full(n, stream_pk, dtype=np.int64)
+def _merge_small(conn: Connection, stream_pk: int, points: Points) -> bool:
+    """Merge a small batch into the stream's newest segment while that one is not large (compaction
+    on write); False when the batch should become a segment of its own."""
+    if len(points) >= SMALL_SEGMENT:
+        return False
     table = db.segments
     newest = conn.execute(
         sa.select(table.c.id, table.c.count.label("size"), table.c.payload)
@@ -330,25 +331,38 @@ def append(conn: Connection, stream_pk: int, points: Points, *, keep_ids: bool =
         .order_by(table.c.ts_max.desc(), table.c.id.desc())
         .limit(1)
     ).first()
-    if newest is not None and (
-        (n < SMALL_SEGMENT and newest.size < MERGE_LIMIT)
-        or (newest.size < SMALL_SEGMENT and newest.size + n <= MAX_SEGMENT)
-    ):
-        merged = Points.concat([decode(newest.payload, stream_pk), points]).in_order()
-        _rewrite(conn, newest.id, merged)
-    else:
-        _insert_segments(conn, stream_pk, points.in_order())
-    return points.id
+    if newest is None or newest.size >= MERGE_LIMIT:
+        return False
+    _rewrite(conn, newest.id, Points.concat([decode(newest.payload, stream_pk), points]).in_order())
+    return True
 
 
-def bulk_append(conn: Connection, stream_pk: int, points: Points) -> np.ndarray:
-    """:func:`append` without merging: large loads (benchmarks, migrations) go straight in."""
+def append(conn: Connection, stream_pk: int, points: Points, *, keep_ids: bool = False) -> np.ndarray:
+    """Store a batch of one stream's points; returns their ids (new consecutive ids unless
+    ``keep_ids``)."""
     n = len(points)
-    points.id = np.arange(n, dtype=np.int64) + allocate_ids(conn, n)
+    if not keep_ids:
+        points.id = np.arange(n, dtype=np.int64) + allocate_ids(conn, n)
     points.stream_pk = np.full(n, stream_pk, dtype=np.int64)
-    if n:
-        _insert_segments(conn, stream_pk, points.in_order())
+    if n and not _merge_small(conn, stream_pk, points):
+        _insert(conn, _segment_rows(stream_pk, points.in_order()))
     return points.id
+
+
+def append_batch(conn: Connection, batch: Points, *, merge: bool = True) -> np.ndarray:
+    """Store points of several streams (``stream_pk`` per point), one segment per stream (all in one
+    INSERT); ids are given in the batch's order, as one consecutive range. ``merge=False`` skips
+    compaction (bulk loads)."""
+    n = len(batch)
+    batch.id = np.arange(n, dtype=np.int64) + allocate_ids(conn, n) if n else np.zeros(0, dtype=np.int64)
+    pks = np.unique(batch.stream_pk).tolist()
+    rows = []
+    for pk in pks:
+        points = batch.take(batch.stream_pk == pk) if len(pks) > 1 else batch
+        if not (merge and _merge_small(conn, pk, points)):
+            rows += _segment_rows(pk, points.in_order())
+    _insert(conn, rows)
+    return batch.id
 
 
 # -- single points -------------------------------------------------------------------------------------
@@ -398,16 +412,6 @@ def replace(conn: Connection, located: Located, stream_pk: int, row: Mapping[str
     new = from_rows([{**row, "id": point_id, "stream_pk": stream_pk}])
     append(conn, stream_pk, new, keep_ids=True)
     return item(new, 0)
-
-
-def append_batch(conn: Connection, batch: Points) -> np.ndarray:
-    """Store points of several streams (``stream_pk`` per point), one segment per stream; ids are
-    given in the batch's order, as one consecutive range."""
-    n = len(batch)
-    batch.id = np.arange(n, dtype=np.int64) + allocate_ids(conn, n) if n else np.zeros(0, dtype=np.int64)
-    for pk in np.unique(batch.stream_pk).tolist():
-        append(conn, int(pk), batch.take(batch.stream_pk == pk), keep_ids=True)
-    return batch.id
 
 
 def append_rows(conn: Connection, rows: Sequence[Mapping[str, Any]]) -> list[int]:
