@@ -37,6 +37,7 @@ STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 MAX_SEGMENT = 65_536
 SMALL_SEGMENT = 1_024
 MERGE_LIMIT = 4_096
+FETCH_SEGMENTS = 64  # segment payloads read in one query when a selection streams
 
 # The fields of a point, in the order of the encoded columns.
 INT_FIELDS = ("ts", "id", "streamer_local_id", "device_timestamp", "int_value")
@@ -488,6 +489,7 @@ class _Group:
     covered: bool
     ts_max: int
     decoded: Points | None = None
+    payloads: dict[int, bytes] | None = None  # fetched ahead for several groups at once
     skip: int = 0  # points dropped from the front by lastn
 
     @property
@@ -503,17 +505,35 @@ class Selection:
     query: Query
     groups: list[_Group] = field(default_factory=list)
 
+    def _fetch(self, start: int) -> None:
+        """Fetch the payloads of the groups from ``start`` on, FETCH_SEGMENTS segments a query."""
+        wanted: list[_Group] = []
+        segments = 0
+        for group in self.groups[start:]:
+            if segments >= FETCH_SEGMENTS:
+                break
+            if group.decoded is None and group.payloads is None:
+                wanted.append(group)
+                segments += len(group.segments)
+        table = db.segments
+        ids = [s.id for g in wanted for s in g.segments]
+        payloads = dict(self.conn.execute(sa.select(table.c.id, table.c.payload).where(table.c.id.in_(ids))).all())
+        for group in wanted:
+            group.payloads = {s.id: payloads[s.id] for s in group.segments}
+
     def _points(self, group: _Group) -> Points:
         if group.decoded is None:
-            table = db.segments
-            ids = [s.id for s in group.segments]
-            payloads = dict(self.conn.execute(sa.select(table.c.id, table.c.payload).where(table.c.id.in_(ids))).all())
-            points = Points.concat([decode(payloads[s.id], s.stream_pk) for s in group.segments])
+            if group.payloads is None:
+                self._fetch(next(i for i, g in enumerate(self.groups) if g is group))
+            assert group.payloads is not None
+            points = Points.concat([decode(group.payloads[s.id], s.stream_pk) for s in group.segments])
+            group.payloads = None
             if not group.covered:
                 keep = self.query.mask(points)
                 if keep is not None:
                     points = points.take(keep)
-            group.decoded = points.in_order()
+            # A segment is stored in order; only interleaved segments need merging.
+            group.decoded = points.in_order() if len(group.segments) > 1 else points
         return group.decoded
 
     def _size(self, group: _Group) -> int:
@@ -522,15 +542,23 @@ class Selection:
     def count(self) -> int:
         return sum(self._size(g) for g in self.groups)
 
-    def chunks(self) -> Iterator[Points]:
-        """The selection in order, one decoded group at a time (each group is freed after use)."""
+    def chunks(self, at_least: int = 1) -> Iterator[Points]:
+        """The selection in order, in chunks of whole groups of ``at_least`` points (but the last);
+        each group is freed once used."""
+        pending: list[Points] = []
+        size = 0
         for group in self.groups:
             points = self._points(group)
             group.decoded = None
             if group.skip:
                 points = points.take(slice(group.skip, None))
-            if len(points):
-                yield points
+            pending.append(points)
+            size += len(points)
+            if size >= at_least:
+                yield Points.concat(pending)
+                pending, size = [], 0
+        if size:
+            yield Points.concat(pending)
 
     def page(self, offset: int, limit: int) -> Points:
         """Points ``offset`` to ``offset + limit`` of the selection; only the groups they fall in
