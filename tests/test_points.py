@@ -11,9 +11,12 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from iotile_cloud.api.connection import Api
+from iotile_cloud.api.exceptions import HttpNotFoundError
 from iotile_cloud.server import db, points
 from iotile_cloud.testing.cloud import CloudHelper
 
+from .conftest import USER
 from .test_migrations import _config
 
 DAY_US = 86_400_000_000
@@ -139,9 +142,11 @@ def test_selections_match_a_brute_force_reference(cloud: CloudHelper, stream_pks
                 )
         counts = points.counts(conn, [first, second])
         assert counts == {first: 8002, second: 75_000}
-        # Single points were merged into an existing segment, the large batch split in two.
+        # The large batch was split in two.
         segments = conn.execute(sa.select(db.segments.c.stream_pk, db.segments.c.count)).all()
         assert sorted(c for pk, c in segments if pk == second) == [4464, 5000, 65_536]
+        # The late single points went into the segment of their time, not into a new one each.
+        assert sorted(c for pk, c in segments if pk == first) == [2000, 3000, 3002]
 
 
 def test_per_point_edits_keep_ids_and_order(cloud: CloudHelper, stream_pks: list[int]) -> None:
@@ -247,3 +252,38 @@ def test_migration_moves_rows_into_segments_and_back(tmp_path: Path) -> None:
             command.downgrade(_config(conn), "base")
         db.migrate(engine)
         engine.dispose()
+
+
+def test_per_point_routes_over_segments(cloud: CloudHelper) -> None:
+    """Single POSTs, a list POST, then GET / PATCH / PUT (to another stream) / DELETE of one point by
+    id over HTTP: the same ids and answers, and the lists stay in (timestamp, id) order."""
+    api = Api(cloud.url)
+    assert api.login(email=USER[0], password=USER[1])
+    project_id, _ = cloud.quick_add_project()
+    device = cloud.quick_add_device(project_id)
+    with cloud.engine.connect() as conn:
+        device_id = int(device[3:].replace("-", ""), 16)
+        slugs = list(conn.execute(sa.select(db.streams.c.slug).where(db.streams.c.device_id == device_id)).scalars())
+    first, second = slugs[:2]
+    created = [
+        api.data.post({"stream": first, "timestamp": f"2026-01-01T00:0{i}:00Z", "int_value": i}) for i in range(5)
+    ]
+    assert [c["id"] for c in created] == sorted(c["id"] for c in created)
+    api.data.post(
+        [{"stream": first, "timestamp": f"2026-01-01T00:00:{s:02d}Z", "int_value": 100 + s} for s in range(10, 20)]
+    )
+    listed = api.data.get(filter=first, page_size=100)["results"]
+    assert [r["timestamp"] for r in listed] == sorted(r["timestamp"] for r in listed) and len(listed) == 15
+    point = created[2]
+    assert api.data(point["id"]).get() == point
+    patched = api.data(point["id"]).patch({"int_value": 77})
+    assert patched["id"] == point["id"] and patched["int_value"] == 77 and patched["timestamp"] == point["timestamp"]
+    moved = api.data(point["id"]).put({"stream": second, "timestamp": "2025-06-01T00:00:00Z", "int_value": 5})
+    assert moved["id"] == point["id"] and moved["stream"] == second
+    assert api.data(point["id"]).get() == moved
+    assert api.data.get(filter=first)["count"] == 14
+    assert [r["id"] for r in api.data.get(filter=second)["results"]] == [point["id"]]
+    api.data(point["id"]).delete()
+    assert api.data.get(filter=second)["count"] == 0
+    with pytest.raises(HttpNotFoundError):
+        api.data(point["id"]).get()

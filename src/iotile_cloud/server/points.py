@@ -321,20 +321,21 @@ def _rewrite(conn: Connection, segment_id: int, points: Points) -> None:
 
 
 def _merge_small(conn: Connection, stream_pk: int, points: Points) -> bool:
-    """Merge a small batch into the stream's newest segment while that one is not large (compaction
-    on write); False when the batch should become a segment of its own."""
+    """Merge a small batch into the stream's segment it follows in time (the newest one, for new
+    data) while that segment is not large: compaction on write. False when the batch should become
+    a segment of its own (large, or earlier than every segment)."""
     if len(points) >= SMALL_SEGMENT:
         return False
     table = db.segments
-    newest = conn.execute(
+    before = conn.execute(
         sa.select(table.c.id, table.c.count.label("size"), table.c.payload)
-        .where(table.c.stream_pk == stream_pk)
-        .order_by(table.c.ts_max.desc(), table.c.id.desc())
+        .where(table.c.stream_pk == stream_pk, table.c.ts_min <= int(points.ts.max()))
+        .order_by(table.c.ts_min.desc(), table.c.id.desc())
         .limit(1)
     ).first()
-    if newest is None or newest.size >= MERGE_LIMIT:
+    if before is None or before.size >= MERGE_LIMIT:
         return False
-    _rewrite(conn, newest.id, Points.concat([decode(newest.payload, stream_pk), points]).in_order())
+    _rewrite(conn, before.id, Points.concat([decode(before.payload, stream_pk), points]).in_order())
     return True
 
 
