@@ -142,11 +142,13 @@ def read_rows(engine: Any, start: int | None = None, end: int | None = None) -> 
 
 
 def app_client(url: str, data_dir: Any, email: str, password: str) -> tuple[Any, dict[str, str]]:
-    """The server app in this process (no socket) and the headers of a logged-in user."""
+    """The server app in this process (no socket) and the headers of a logged-in user. The client
+    is entered (one event loop thread for all its requests, not one per request): close it with
+    ``client.__exit__(None, None, None)``."""
     from fastapi.testclient import TestClient
 
     from iotile_cloud.server.app import create_app
 
-    client = TestClient(create_app(url, data_dir))
+    client = TestClient(create_app(url, data_dir)).__enter__()
     token = client.post("/api/v1/auth/login/", json={"email": email, "password": password}).json()["token"]
     return client, {"Authorization": f"Token {token}"}

@@ -60,7 +60,7 @@ def main() -> None:
 
         route = best_of(through_route, args.points)
         baseline = best_of(lambda: read_rows(engine), args.points)
-        client.close()
+        client.__exit__(None, None, None)
         engine.dispose()
     lines = [
         f"{backend}: the server streams {args.points:,} points of one stream through /df/ Arrow in-process in "
