@@ -14,6 +14,7 @@ printed; --write-results records them in benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -124,7 +125,9 @@ def main() -> None:
         seeded = time.perf_counter()
         stream = seed(data_dir, args.points)
         print(f"seeded {args.points} points in {time.perf_counter() - seeded:.1f} s")
-        with ServerProcess(data_dir) as server:
+        with contextlib.ExitStack() as stack:
+            server = ServerProcess(data_dir).start(timeout=300)  # a busy machine can take 30 s to start it
+            stack.callback(server.stop)
             url = server.url
             api = Api(url)
             assert api.login(email=EMAIL, password=PASSWORD)
@@ -146,7 +149,7 @@ def main() -> None:
     if "a" in results:
         a, b, c = results["a"], results["b"], results["c"]
         lines += [
-            f"(a)/(c) speed-up of the DataFrame path over the original: {a[0] / c[0]:.1f}x (target >= 20x)",
+            f"(a)/(c) speed-up of the DataFrame path over the original: {a[0] / c[0]:.1f}x (target >= 50x)",
             f"(c)/(a) peak memory of the DataFrame path vs the original: {c[1] / a[1]:.2f} (target <= 0.20)",
             f"(a)/(b) speed-up of our StreamData over the original: {a[0] / b[0]:.1f}x (target >= 3x)",
         ]

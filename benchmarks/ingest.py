@@ -10,6 +10,7 @@ Also times decoding one 10,000-reading SignedListReport.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import os
 import platform
@@ -74,7 +75,10 @@ def main() -> None:
             check=True,
             capture_output=True,
         )
-        with ServerProcess(Path(folder), *where[2:]) as server:
+        # A generous start timeout: on a busy machine the server's imports alone can take 30 s.
+        with contextlib.ExitStack() as stack:
+            server = ServerProcess(Path(folder), *where[2:]).start(timeout=300)
+            stack.callback(server.stop)
             api = Api(server.url)
             assert api.login(email=EMAIL, password=PASSWORD)
             org = api.org.post({"name": "Ingest"})["slug"]
