@@ -124,6 +124,12 @@ def row_table(engine: Any, points: int, step_us: int) -> None:
             cursor.close()
 
 
+def drop_row_table(engine: Any) -> None:
+    """Remove the baseline table (it is not part of the server's schema)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS bench_rows")
+
+
 def read_rows(engine: Any, start: int | None = None, end: int | None = None) -> int:
     """A selection from ``bench_rows`` into numpy columns, as the server read it before the store."""
     where = "stream_pk = 1" + (f" AND ts >= {start}" if start is not None else "")

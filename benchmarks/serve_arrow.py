@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.seed import app_client, read_rows, row_table, seed_stream  # noqa: E402
+from benchmarks.seed import app_client, drop_row_table, read_rows, row_table, seed_stream  # noqa: E402
 from benchmarks.window import write_results  # noqa: E402
 from iotile_cloud.server import db  # noqa: E402
 
@@ -61,6 +61,7 @@ def main() -> None:
         route = best_of(through_route, args.points)
         baseline = best_of(lambda: read_rows(engine), args.points)
         client.__exit__(None, None, None)
+        drop_row_table(engine)
         engine.dispose()
     lines = [
         f"{backend}: the server streams {args.points:,} points of one stream through /df/ Arrow in-process in "

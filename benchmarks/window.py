@@ -28,7 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from benchmarks.seed import START_US, app_client, read_rows, row_table, seed_stream  # noqa: E402
+from benchmarks.seed import START_US, app_client, drop_row_table, read_rows, row_table, seed_stream  # noqa: E402
 from iotile_cloud.server import db, points  # noqa: E402
 
 EMAIL, PASSWORD = "window@example.com", "window-pass-1"
@@ -106,6 +106,7 @@ def main() -> None:
                 f"per-row baseline ({args.baseline_points:,} rows) {baseline:.1f} ms: store/baseline "
                 f"{store_ms / baseline:.2f}"
             )
+        drop_row_table(engine)
         engine.dispose()
     sizes = sorted(results)
     if len(sizes) > 1:
