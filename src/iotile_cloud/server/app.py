@@ -29,9 +29,17 @@ def default_data_dir() -> Path:
 
 
 def create_app(
-    database_url: str | None = None, data_dir: Path | str | None = None, *, migrate: bool = True, stage: str = "local"
+    database_url: str | None = None,
+    data_dir: Path | str | None = None,
+    *,
+    migrate: bool = True,
+    stage: str = "local",
+    fixed_tokens: bool = False,
 ) -> FastAPI:
-    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
+    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``.
+
+    ``fixed_tokens`` is for test fixtures only: it lets them register fixed credentials (``JWT_USER``).
+    """
     folder = Path(data_dir) if data_dir else default_data_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     url = database_url or db.sqlite_url(folder / "iotile-cloud.sqlite3")
@@ -47,7 +55,11 @@ def create_app(
         redoc_url=None,
     )
     app.state.iotile = AppState(
-        engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
+        engine=engine,
+        jwt=JwtCodec(load_or_create_secret(folder)),
+        data_dir=folder,
+        stage=stage,
+        fixed_tokens={} if fixed_tokens else None,
     )
     _install_handlers(app)
     for router in routers():
@@ -57,9 +69,20 @@ def create_app(
 
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import auth, data, devices, misc, orgs, reports, streams
+    from iotile_cloud.server.routes import (
+        auth,
+        data,
+        datablocks,
+        devices,
+        generated,
+        misc,
+        orgs,
+        ota,
+        reports,
+        streams,
+    )
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data)]
+    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, ota, datablocks, generated)]
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -93,6 +116,8 @@ def _install_handlers(app: FastAPI) -> None:
         started = time.perf_counter()
         request.app.state.iotile.request_count += 1
         response: Response = await call_next(request)
+        if response.status_code >= 400:
+            request.app.state.iotile.error_count += 1
         log.info(
             "%s %s %s %.1fms",
             request.method,

@@ -81,10 +81,16 @@ class LiveServer:
     """
 
     def __init__(
-        self, data_dir: Path, database_url: str | None = None, *, ssl: bool = False, log_level: str = "warning"
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        *,
+        ssl: bool = False,
+        log_level: str = "warning",
+        fixed_tokens: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.app = create_app(database_url, self.data_dir)
+        self.app = create_app(database_url, self.data_dir, fixed_tokens=fixed_tokens)
         # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted TCP-proto sockets, and
         # without it every keep-alive response waits ~40 ms for a delayed ACK.
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)

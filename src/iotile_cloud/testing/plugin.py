@@ -27,7 +27,9 @@ DATABASE_ENV = "IOTILE_CLOUD_TEST_DATABASE_URL"
 def _start(factory: pytest.TempPathFactory, ssl: bool) -> CloudHelper:
     from iotile_cloud.server.run import LiveServer
 
-    server = LiveServer(factory.mktemp("iotile-cloud"), os.environ.get(DATABASE_ENV) or None, ssl=ssl).start()
+    server = LiveServer(
+        factory.mktemp("iotile-cloud"), os.environ.get(DATABASE_ENV) or None, ssl=ssl, fixed_tokens=True
+    ).start()
     cloud = CloudHelper(server)
     cloud.reset()
     return cloud

@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from iotile_cloud.server import catalog, db, model, serialize
+from iotile_cloud.server import db, model, serialize
+from iotile_cloud.server.catalog import registry
 from iotile_cloud.server.context import Principal, current_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
@@ -109,10 +110,8 @@ def device_create(
     active = fields.boolean("active", default=True)
     wanted = fields.text("slug")
     fields.check()
-    if template not in catalog.DEVICE_TEMPLATES:
-        fields.error("template", f"Object with slug={template} does not exist.")
-    if sg is not None and sg not in catalog.SENSOR_GRAPHS:
-        fields.error("sg", f"Object with slug={sg} does not exist.")
+    with state(request).read() as conn:
+        _check_catalog(conn, fields, sg=sg, template=template)
     device_id = None
     if wanted is not None:
         slug = device_slug_or_none(wanted)
@@ -148,12 +147,27 @@ def device_detail(slug: str, request: Request, principal: Principal = Depends(cu
         return JSON(serialize.device(readable_device(conn, principal, slug), Lookup(conn)))
 
 
+def _check_catalog(conn: Connection, fields: Fields, *, sg: str | None, template: str | None) -> None:
+    """400 naming ``sg``/``template`` when the slug given is not in the registry."""
+    for kind, name, slug in (("dt", "template", template), ("sg", "sg", sg)):
+        if slug is not None and not registry.exists(conn, kind, slug):
+            fields.error(name, f"Object with slug={slug} does not exist.")
+    fields.check()
+
+
 @router.patch(
     "/device/{slug}/",
     openapi_extra=body_doc(
-        label="string", external_id="string", lat="number", lon="number", active="boolean", state="string"
+        label="string",
+        external_id="string",
+        lat="number",
+        lon="number",
+        active="boolean",
+        state="string",
+        sg="string",
+        template="string",
     ),
-    summary="Change a device's label, location or state (members)",
+    summary="Change a device's label, location, state, sensor graph or template (members)",
 )
 @router.put("/device/{slug}/", include_in_schema=False)
 def device_update(
@@ -175,7 +189,11 @@ def device_update(
             values["active"] = fields.boolean("active")
         if "state" in fields.body:
             values["state"] = fields.choice("state", ["N0", "N1", "B0", "B1"])
+        for name in ("sg", "template"):
+            if name in fields.body:
+                values[name] = fields.text(name, allow_blank=False)
         fields.check()
+        _check_catalog(conn, fields, sg=values.get("sg"), template=values.get("template"))
         row = db.update_row(conn, db.devices, "id", row.id, values)
         return JSON(serialize.device(row, Lookup(conn)))
 
@@ -317,23 +335,25 @@ def device_unclaim(
 def device_extra(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
-        counts = (
-            conn.execute(
-                sa.select(db.streams.c.slug, sa.func.count(db.data.c.id))
-                .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
-                .where(db.streams.c.device_id == row.id, db.streams.c.project_id == row.project_id)
-                .group_by(db.streams.c.slug)
-                .order_by(db.streams.c.slug)
-            ).all()
-            if row.project_id
-            else []
-        )
         full = serialize.device(row, Lookup(conn))
         body = {
             k: full[k] for k in ("id", "slug", "project", "label", "active", "created_on", "claimed_by", "claimed_on")
         }
-        body["stream_counts"] = {s: {"data_cnt": n, "has_streamid": True} for s, n in counts}
+        body["stream_counts"] = stream_counts(conn, row.id)
         return JSON(body)
+
+
+def stream_counts(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
+    """Every stream of the device that has data, with its count; ``has_streamid`` is false for data
+    kept without a stream record."""
+    rows = conn.execute(
+        sa.select(db.streams.c.slug, db.streams.c.implicit, sa.func.count(db.data.c.id))
+        .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
+        .where(db.streams.c.device_id == device_id)
+        .group_by(db.streams.c.slug, db.streams.c.implicit)
+        .order_by(db.streams.c.slug)
+    ).all()
+    return {slug: {"data_cnt": count, "has_streamid": not implicit} for slug, implicit, count in rows}
 
 
 @router.get("/device/{slug}/key/", summary="A device-scoped token: ?type=a-jwt (org members)")
