@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +30,6 @@ from iotile_cloud.server.http import (
     forbidden,
     json_body,
     not_found,
-    parse_bool,
     query_datetime,
 )
 from iotile_cloud.server.routes.streams import stream_by_slug
@@ -469,7 +466,7 @@ def data_delete(point_id: int, request: Request, principal: Principal = Depends(
     summary="A selection as one table: ?filter=s--|d--|v--&format=csv|json|arrow (or Accept: Arrow IPC)",
 )
 def data_frame(request: Request, principal: Principal = Depends(current_user)) -> Response:
-    """CSV/JSON (``timestamp,value``; one stream, as the original) or the columnar Arrow IPC stream.
+    """CSV/JSON with the original's columns, streamed (``routes/frames.py``), or the columnar Arrow IPC stream.
 
     The Arrow stream (``format=arrow`` or ``Accept: application/vnd.apache.arrow.stream``) carries
     every column of the selection and works for device and variable filters too; see
@@ -487,25 +484,9 @@ def data_frame(request: Request, principal: Principal = Depends(current_user)) -
         if not text.lower().startswith(("s--", "d--", "v--")):
             raise APIError(400, {"detail": "filter argument with a s--, d-- or v-- slug is required"})
         return columnar.arrow_response(request, principal, text)
-    if not text.lower().startswith("s--"):
-        raise APIError(400, {"detail": "filter argument with a stream slug (s--...) is required"})
-    apply_mdo = parse_bool(params.get("apply_mdo", "")) is True
-    with state(request).read() as conn:
-        streams = filter_streams(conn, principal, text)
-        if not streams:
-            raise not_found()
-        stream = streams[0]
-        conv = model.converter(conn, stream)
-        query, order = ordered_selection(request, db.data, [stream.pk])
-        rows = conn.execute(query.order_by(*order)).all()
-    values = [(iso(r.ts), conv.output(r.value) if apply_mdo else r.value) for r in rows]
-    if fmt == "json":
-        return JSON([{"timestamp": t, "value": v} for t, v in values])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["timestamp", "value"])
-    writer.writerows(values)
-    return Response(out.getvalue(), media_type="text/csv")
+    from iotile_cloud.server.routes.frames import frame_response
+
+    return frame_response(request, principal, text, fmt)
 
 
 # -- events -------------------------------------------------------------------------------------

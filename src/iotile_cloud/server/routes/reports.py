@@ -159,20 +159,41 @@ def save_raw_report(data_dir: Path, report_id: str, data: bytes) -> None:
     (folder / report_id).write_bytes(data)
 
 
+def _fixture_org(conn: Any, principal: Principal) -> str:
+    """The uploader's first org; one named as the original fake's default org when it has none."""
+    org_id = conn.execute(
+        sa.select(db.memberships.c.org_id)
+        .where(db.memberships.c.user_id == principal.user_id)
+        .order_by(db.memberships.c.id)
+        .limit(1)
+    ).scalar()
+    if org_id is not None:
+        return str(org_id)
+    org_id = conn.execute(sa.select(db.orgs.c.id).where(db.orgs.c.slug == "quick-test-org")).scalar()
+    if org_id is None:
+        org_id = str(uuid.uuid4())
+        conn.execute(
+            sa.insert(db.orgs).values(
+                id=org_id,
+                name="Quick Test Org",
+                slug="quick-test-org",
+                created_on=db.now_us(),
+                created_by=principal.user_id,
+            )
+        )
+    conn.execute(
+        sa.insert(db.memberships).values(
+            org_id=org_id, user_id=principal.user_id, role="a0", is_active=True, created_on=db.now_us()
+        )
+    )
+    return str(org_id)
+
+
 def _record_unclaimed(conn: Any, report: SignedListReport | DictionaryReport, principal: Principal) -> str:
     device_id = int(report.device)
     if conn.execute(sa.select(db.devices.c.id).where(db.devices.c.id == device_id)).first() is None:
         # Owned (unclaimed) by the uploader's first org, so the uploader sees the records it made.
-        org_id = (
-            conn.execute(
-                sa.select(db.memberships.c.org_id)
-                .where(db.memberships.c.user_id == principal.user_id)
-                .order_by(db.memberships.c.id)
-                .limit(1)
-            ).scalar()
-            if principal.user
-            else None
-        )
+        org_id = _fixture_org(conn, principal) if principal.user else None
         conn.execute(sa.insert(db.devices).values(id=device_id, template="", org_id=org_id, created_on=db.now_us()))
     selector = int(getattr(report, "streamer_selector", 0) or 0)
     where = (db.streamers.c.device_id == device_id, db.streamers.c.index == report.streamer_index)
