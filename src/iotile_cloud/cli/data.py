@@ -8,12 +8,12 @@ from typing import Any
 
 import click
 
-from iotile_cloud.cli.common import friendly_errors, logged_in_client, needs_extra
+from iotile_cloud.cli.common import Group, friendly_errors, logged_in_client, needs_extra
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 
 
-@click.group()
+@click.group(cls=Group)
 def data() -> None:
     """Download stream data."""
 

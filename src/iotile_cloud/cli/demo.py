@@ -38,7 +38,7 @@ def _readings(slug: str, start: dt.datetime, raw: list[int]) -> list[dict[str, o
 @click.command()
 @data_dir_option
 def demo(data_dir: Path | None) -> None:
-    """Start an embedded local cloud, fill it with a week of readings and walk through the client."""
+    """Run a local cloud with a week of readings and tour it."""
     with needs_extra("server"):
         import iotile_cloud.server.run  # noqa: F401  (fails early and clearly without the [server] extra)
 

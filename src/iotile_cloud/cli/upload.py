@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from iotile_cloud.cli.common import friendly_errors, logged_in_client, received_time
+from iotile_cloud.cli.common import Group, friendly_errors, logged_in_client, received_time
 
 
-@click.group()
+@click.group(cls=Group)
 def upload() -> None:
     """Upload streamer reports and events."""
 
