@@ -129,6 +129,11 @@ class Principal:
         """Staff see everything, but only when they ask with ``?staff=1``."""
         return self.is_staff and self.staff_arg
 
+    @property
+    def can_register_devices(self) -> bool:
+        """Staff with ``?staff=1`` (as on the original), or the local server's owner (``users.is_owner``)."""
+        return self.staff_view or bool(self.user is not None and self.user.is_owner)
+
     def role(self, conn: Connection, org_id: str | None) -> str | None:
         if self.user is None or org_id is None:
             return None

@@ -43,6 +43,8 @@ users = sa.Table(
     sa.Column("api_token", sa.String(64), nullable=False, unique=True),
     sa.Column("is_staff", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # The local server's owner may register devices without staff steps (there is no factory here).
+    sa.Column("is_owner", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
 )

@@ -33,6 +33,8 @@ def serve(
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # Alembic announces its context on every start; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
     app = create_app(database_url, data_dir)
     # Our middleware logs one line per request; uvicorn's own access log would double it.
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off")

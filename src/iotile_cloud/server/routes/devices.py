@@ -94,12 +94,12 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
         slug="string",
     ),
     status_code=201,
-    summary="Create a device (staff, with ?staff=1)",
+    summary="Create a device (staff with ?staff=1, or the local server's owner)",
 )
 def device_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
-    if not principal.staff_view:
+    if not principal.can_register_devices:
         raise restricted()
     fields = Fields(as_object(body))
     label = fields.text("label", default="", max_length=100) or ""

@@ -132,7 +132,16 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
             app.data_dir,
             len(data),
         )
-    return JSON({"count": result.count}, status_code=201)
+    # "count" (readings in the report) is what clients have always read; the rest tells what was new.
+    return JSON(
+        {
+            "count": result.count,
+            "stored": result.stored,
+            "duplicates": result.count - result.stored,
+            "events": result.events,
+        },
+        status_code=201,
+    )
 
 
 def _reports_query(principal: Principal) -> Any:
