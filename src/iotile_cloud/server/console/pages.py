@@ -154,7 +154,7 @@ def paged(conn: Connection, request: Request, query: sa.Select[Any], order: list
     count = int(conn.execute(sa.select(sa.func.count()).select_from(query.subquery())).scalar_one())
     pager.check(count)
     rows = list(conn.execute(query.order_by(*order).offset(pager.offset).limit(pager.size))) if count else []
-    links = pager.body(count, [])
+    links = pager.body(count, rows)
     return rows, {
         "count": count,
         "page": pager.page,
