@@ -52,6 +52,9 @@ def create_app(
     _install_handlers(app)
     for router in routers():
         app.include_router(router, prefix=API)
+    from iotile_cloud.server import console
+
+    console.mount(app, API)
     return app
 
 

@@ -178,7 +178,9 @@ def _authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     staff_arg = flag(request, "staff")
     if not header.strip():
-        return Principal(user=None, staff_arg=staff_arg)
+        from iotile_cloud.server.console.session import cookie_user
+
+        return Principal(user=cookie_user(request), staff_arg=staff_arg)
     scheme, _, credential = header.strip().partition(" ")
     scheme = scheme.lower()
     credential = credential.strip()

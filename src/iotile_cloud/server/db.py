@@ -255,6 +255,19 @@ streamer_reports = sa.Table(
 )
 
 
+# Console sign-ins (server/console/): the cookie carries a random token, the table only its SHA-256,
+# so a leaked database does not hand out live sessions. Signing out deletes the row.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("expires_at", Micros, nullable=False),
+)
+
+
 def update_row(conn: Any, table: sa.Table, key: str, value: Any, changes: dict[str, Any]) -> Any:
     """Apply ``changes`` (if any) to the row whose ``key`` column is ``value``; return the fresh row."""
     column = table.c[key]

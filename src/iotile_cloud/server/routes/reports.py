@@ -67,11 +67,17 @@ async def _read_file(form: Any, name: str = "file") -> tuple[str, bytes] | None:
     summary="Upload a streamer report: ?timestamp=<received UTC time>, multipart field `file`",
 )
 async def upload_report(request: Request, principal: Principal = Depends(current_user)) -> Response:
-    from fastapi.concurrency import run_in_threadpool
-
     stamp = request.query_params.get("timestamp")
     if not stamp:
         raise APIError(400, {"error": "missing timestamp argument"})
+    return await receive_report(request, principal, stamp)
+
+
+async def receive_report(request: Request, principal: Principal, stamp: str) -> Response:
+    """Decode and store the report in the request's multipart field ``file``, received at ``stamp``
+    (also the console's upload form)."""
+    from fastapi.concurrency import run_in_threadpool
+
     form = await _form(request)
     upload = await _read_file(form)
     if upload is None:
