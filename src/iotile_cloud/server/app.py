@@ -16,6 +16,7 @@ from iotile_cloud import __version__
 from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
 from iotile_cloud.server.security import JwtCodec, load_or_create_secret
 
 log = logging.getLogger("iotile_cloud.server")
@@ -29,7 +30,12 @@ def default_data_dir() -> Path:
 
 
 def create_app(
-    database_url: str | None = None, data_dir: Path | str | None = None, *, migrate: bool = True, stage: str = "local"
+    database_url: str | None = None,
+    data_dir: Path | str | None = None,
+    *,
+    migrate: bool = True,
+    stage: str = "local",
+    limits: BodyLimits | None = None,
 ) -> FastAPI:
     """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
     folder = Path(data_dir) if data_dir else default_data_dir()
@@ -52,6 +58,7 @@ def create_app(
     _install_handlers(app)
     for router in routers():
         app.include_router(router, prefix=API)
+    app.add_middleware(BodyLimitMiddleware, api=app, limits=limits or BodyLimits())
     return app
 
 

@@ -21,7 +21,7 @@ from iotile_cloud.reports import (
     report_kind,
 )
 from iotile_cloud.server import db, serialize
-from iotile_cloud.server.context import Principal, current_user, state
+from iotile_cloud.server.context import Principal, device_or_user, state
 from iotile_cloud.server.http import (
     STANDARD,
     APIError,
@@ -66,7 +66,7 @@ async def _read_file(form: Any, name: str = "file") -> tuple[str, bytes] | None:
     status_code=201,
     summary="Upload a streamer report: ?timestamp=<received UTC time>, multipart field `file`",
 )
-async def upload_report(request: Request, principal: Principal = Depends(current_user)) -> Response:
+async def upload_report(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from fastapi.concurrency import run_in_threadpool
 
     stamp = request.query_params.get("timestamp")
@@ -140,7 +140,7 @@ def _reports_query(principal: Principal) -> Any:
         sa.select(db.streamer_reports, db.streamers.c.device_id, db.streamers.c.index)
         .join(db.streamers, db.streamers.c.id == db.streamer_reports.c.streamer_id)
         .join(db.devices, db.devices.c.id == db.streamers.c.device_id)
-        .where(principal.org_filter(db.devices.c.org_id))
+        .where(principal.visible(db.devices.c.org_id, db.devices.c.id))
     )
 
 
@@ -150,7 +150,7 @@ def _report_body(row: Any, lk: Lookup) -> dict[str, Any]:
 
 
 @router.get("/streamer/report/", summary="Records of uploaded reports; ?streamer__slug=")
-def report_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def report_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     query = _reports_query(principal)
     streamer = request.query_params.get("streamer__slug") or request.query_params.get("streamer")
     if streamer:
@@ -173,7 +173,7 @@ def report_list(request: Request, principal: Principal = Depends(current_user)) 
 
 
 @router.get("/streamer/report/{report_id}/", summary="One report record")
-def report_detail(report_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def report_detail(report_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.server.http import JSON
 
     if not is_uuid(report_id):
@@ -203,7 +203,7 @@ def report_detail(report_id: str, request: Request, principal: Principal = Depen
     status_code=201,
     summary="Upload an event with an attached .json or .json.gz file (multipart)",
 )
-async def upload_event(request: Request, principal: Principal = Depends(current_user)) -> Response:
+async def upload_event(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from fastapi.concurrency import run_in_threadpool
 
     form = await _form(request)
