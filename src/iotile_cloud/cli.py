@@ -152,12 +152,26 @@ data_dir_option = click.option(
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
-def serve(database: str | None, host: str, port: int, data_dir: Path | None, log_level: str) -> None:
+@click.option("--max-json-mb", default=4.0, show_default=True, type=click.FloatRange(0.01), help="JSON body cap")
+@click.option(
+    "--max-upload-mb", default=32.0, show_default=True, type=click.FloatRange(0.01), help="Report/event file body cap"
+)
+def serve(
+    database: str | None,
+    host: str,
+    port: int,
+    data_dir: Path | None,
+    log_level: str,
+    max_json_mb: float,
+    max_upload_mb: float,
+) -> None:
     """Run a local IOTile Cloud (SQLite by default, or --database postgresql://...)."""
     with needs_extra("server"):
+        from iotile_cloud.server.limits import BodyLimits
         from iotile_cloud.server.run import serve as run
 
-    run(host=host, port=port, database_url=database, data_dir=data_dir, log_level=log_level)
+    limits = BodyLimits(json=int(max_json_mb * 1024 * 1024), upload=int(max_upload_mb * 1024 * 1024))
+    run(host=host, port=port, database_url=database, data_dir=data_dir, log_level=log_level, limits=limits)
 
 
 @main.group()

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from iotile_cloud import __version__
 from iotile_cloud.server import db
@@ -92,6 +93,8 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, error: Exception) -> Response:
+        if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
+            return JSON({"detail": "Client disconnected."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 

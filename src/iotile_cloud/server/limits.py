@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import orjson
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iotile_cloud.server.http import APIError
@@ -17,7 +19,7 @@ MB = 1024 * 1024
 DEFAULT_MAX_JSON_BYTES = 4 * MB
 DEFAULT_MAX_UPLOAD_BYTES = 32 * MB
 # Event files are small JSON documents; a bound on their inflated size stops gzip bombs.
-MAX_INFLATED_BYTES = 64 * MB
+MAX_INFLATED_BYTES = 16 * MB
 # orjson refuses to write deeper than 255 levels; refuse such bodies at the door instead.
 MAX_JSON_DEPTH = 128
 # A body that stops arriving for this long is abandoned (slow clients hold no worker for ever).
@@ -38,10 +40,14 @@ def _too_large(limit: int) -> APIError:
     return APIError(413, {"detail": f"Request body too large: this route accepts at most {limit} bytes."})
 
 
-def takes_upload(route: Any) -> bool:
-    """Whether a route declares a multipart (file) body in its OpenAPI description."""
-    extra = getattr(route, "openapi_extra", None) or {}
-    return "multipart/form-data" in extra.get("requestBody", {}).get("content", {})
+def upload_operations(openapi: dict[str, Any]) -> list[tuple[str, re.Pattern[str]]]:
+    """(method, path pattern) of every operation whose documented body is multipart (a file upload)."""
+    return [
+        (method.upper(), re.compile("^" + re.sub(r"\{[^/]+\}", "[^/]+", path) + "$"))
+        for path, operations in openapi.get("paths", {}).items()
+        for method, operation in operations.items()
+        if "multipart/form-data" in operation.get("requestBody", {}).get("content", {})
+    ]
 
 
 class BodyLimitMiddleware:
@@ -55,12 +61,14 @@ class BodyLimitMiddleware:
         self.app = app
         self.api = api
         self.limits = limits
+        self._uploads: list[tuple[str, re.Pattern[str]]] | None = None
 
     def limit_for(self, scope: Scope) -> int:
-        for route in self.api.router.routes:
-            match, _ = route.matches(scope)
-            if match == Match.FULL:
-                return self.limits.upload if takes_upload(route) else self.limits.json
+        if self._uploads is None:  # routes declare uploads in their OpenAPI body, so new ones count too
+            self._uploads = upload_operations(self.api.openapi())
+        method, path = scope["method"], scope["path"]
+        if any(method == m and pattern.match(path) for m, pattern in self._uploads):
+            return self.limits.upload
         return self.limits.json
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -79,23 +87,40 @@ class BodyLimitMiddleware:
                 return
         seen = 0
         complete = False
+        failure: APIError | None = None
+        started = False
 
         async def counted() -> Message:
-            nonlocal seen, complete
-            if complete:  # after the body, receive() only waits for a disconnect: no deadline then
-                return await receive()
+            # Past the cap (or a stalled body) the app sees a disconnect; ``guarded`` answers for it.
+            nonlocal seen, complete, failure
+            if complete or failure is not None:
+                return await receive() if failure is None else {"type": "http.disconnect"}
             try:
                 message = await asyncio.wait_for(receive(), BODY_IDLE_TIMEOUT)
             except asyncio.TimeoutError:
-                raise APIError(408, {"detail": f"Request body stalled for {BODY_IDLE_TIMEOUT:.0f} s."}) from None
+                failure = APIError(408, {"detail": f"Request body stalled for {BODY_IDLE_TIMEOUT:.0f} s."})
+                return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
                 if seen > limit:
-                    raise _too_large(limit)
+                    failure = _too_large(limit)
+                    return {"type": "http.disconnect"}
             return message
 
-        await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if failure is None or started:
+                started = True
+                await send(message)
+
+        try:
+            await self.app(scope, counted, guarded)
+        except Exception:
+            if failure is None:
+                raise
+        if failure is not None and not started:
+            await _answer(send, failure, close=True)
 
 
 async def _answer(send: Send, error: APIError, close: bool = False) -> None:
@@ -186,3 +211,23 @@ def inflate(data: bytes, limit: int = MAX_INFLATED_BYTES) -> bytes:
             raise APIError(400, {"file": ["The file is not valid gzip (truncated)."]})
         rest = decoder.unused_data.lstrip(b"\0")
     return bytes(out)
+
+
+def inflated_chunks(path: Path, chunk: int = 64 * 1024) -> Iterator[bytes]:
+    """A stored ``.gz`` file (any number of members), inflated piece by piece, never whole in memory."""
+    with path.open("rb") as fp:
+        decoder = zlib.decompressobj(wbits=31)
+        data = b""
+        while True:
+            if not data:
+                data = fp.read(chunk)
+                if not data:
+                    return
+            out = decoder.decompress(data, chunk)
+            if out:
+                yield out
+            if decoder.eof:
+                data = decoder.unused_data.lstrip(b"\0")
+                decoder = zlib.decompressobj(wbits=31)
+            else:
+                data = decoder.unconsumed_tail

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 from collections.abc import Sequence
@@ -13,7 +12,7 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import db, model
@@ -34,6 +33,7 @@ from iotile_cloud.server.http import (
     parse_bool,
     query_datetime,
 )
+from iotile_cloud.server.limits import inflated_chunks
 from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
@@ -640,5 +640,5 @@ def event_data(event_id: str, request: Request, principal: Principal = Depends(d
     if not path.is_file():
         raise APIError(404, {"error": "Event has no data"})
     if path.suffix == ".gz":
-        return Response(gzip.decompress(path.read_bytes()), media_type="application/json")
+        return StreamingResponse(inflated_chunks(path), media_type="application/json")
     return FileResponse(path, media_type="application/json")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from typing import Any
 
 import orjson
@@ -34,6 +32,7 @@ from iotile_cloud.server.http import (
     parse_datetime,
 )
 from iotile_cloud.server.ingest import ingest_report
+from iotile_cloud.server.limits import check_depth, inflate
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
 
@@ -214,11 +213,12 @@ async def upload_event(request: Request, principal: Principal = Depends(device_o
     lowered = filename.lower()
     if not lowered.endswith((".json", ".json.gz")):
         raise APIError(400, ["Unsupported extension for Stream Event"])
+    payload = inflate(data) if lowered.endswith(".gz") else data
     try:
-        payload = gzip.decompress(data) if lowered.endswith(".gz") else data
         orjson.loads(payload)
-    except (OSError, EOFError, zlib.error, orjson.JSONDecodeError):
+    except orjson.JSONDecodeError:
         raise APIError(400, {"file": ["The file is not valid JSON (or gzipped JSON)."]}) from None
+    del payload
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     return await run_in_threadpool(
         _store_event, request, principal, fields, data, "json.gz" if lowered.endswith(".gz") else "json"
@@ -241,6 +241,8 @@ def _store_event(request: Request, principal: Principal, form: dict[str, str], d
         extra = None
     if not isinstance(extra, dict):
         fields.error("encoded_extra_data", "encoded_extra_data must be a JSON string holding a dictionary")
+    else:
+        check_depth(extra)
     fields.check()
     with state(request).write() as conn:
         stream, _conv = writable_stream(conn, principal, str(slug), {})
