@@ -78,6 +78,10 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
             query = query.where(db.devices.c.project_id.isnot(None) if claimed else db.devices.c.project_id.is_(None))
         if params.get("sg"):
             query = query.where(db.devices.c.sg == params["sg"])
+        if params.get("property") and len(params["property"].split("__")) <= 2:
+            # The original matched device slugs against *project* property targets, so a name
+            # (or name__value) filter never matches a device; three or more parts are ignored.
+            query = query.where(sa.false())
         lk = Lookup(conn)
         return pager.respond_query(conn, query, [db.devices.c.id], lambda r: serialize.device(r, lk))
 
@@ -231,6 +235,13 @@ def device_claim(
     project_ref = fields.text("project", required=True, allow_blank=False)
     fields.check()
     with state(request).write() as conn:
+        # As the original: the device first (unknown: 404; already claimed: 400), then the project.
+        slug = device_slug_or_none(str(device_ref))
+        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
+        if device is None:
+            raise not_found()
+        if device.project_id is not None:
+            raise APIError(400, {"detail": "Device is not claimable"})
         project = find_project(conn, str(project_ref))
         if project is None:
             from iotile_cloud.server.http import is_uuid, project_slug_or_none
@@ -240,15 +251,6 @@ def device_claim(
             raise APIError(400, {"detail": "Project is not a Valid Slug or UUID"})
         if not principal.can_admin(conn, project.org_id):
             raise forbidden("No claim permissions")
-        slug = device_slug_or_none(str(device_ref))
-        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
-        if device is None:
-            raise APIError(
-                400,
-                {"detail": "Device is not claimable"} if slug else {"device": [f"Illegal device slug {device_ref!r}"]},
-            )
-        if device.project_id is not None:
-            raise APIError(400, {"detail": "Device is not claimable"})
         now = db.now_us()
         conn.execute(
             sa.update(db.devices)
@@ -304,6 +306,8 @@ def device_unclaim(
                 org_id=None,
                 claimed_by=None,
                 claimed_on=None,
+                lat=None,
+                lon=None,
                 label=label or f"Device ({int2did(row.id)[-4:]})",
             )
         )
@@ -467,15 +471,17 @@ def create_property(conn: Connection, principal: Principal, payload: dict[str, A
 
 @router.get("/property/", summary="Properties of a target (?target=d--... required)")
 def property_list(request: Request, principal: Principal = Depends(user_only)) -> Response:
-    target = request.query_params.get("target")
-    if not target:
+    target = request.query_params.get("target") or ""
+    # As the original: only p--, d-- and b-- targets are accepted (406 otherwise); an unknown or
+    # foreign one is a 403.
+    if target.split("--")[0] not in ("p", "d", "b"):
         raise APIError(406, {"detail": "target argument (e.g. target=d--0000-0000-0000-1234) is required"})
     target = _normal_target(target)
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         exists, org_id = target_org(conn, target)
         if not exists or not principal.can_read(conn, org_id):
-            return pager.respond(0, lambda off, lim: [])
+            raise forbidden()
         query = sa.select(db.properties).where(db.properties.c.target == target)
         return pager.respond_query(conn, query, [db.properties.c.name], lambda r: serialize.prop(r))
 
