@@ -1,4 +1,4 @@
-"""``iotile-cloud data download`` and ``iotile-cloud report accumulate``."""
+"""``iotile-cloud data ...``: stream data to files."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from iotile_cloud.cli_reports import report
+from iotile_cloud.cli.common import friendly_errors, logged_in_client, needs_extra
 
 FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".json": "json"}
 
@@ -64,8 +64,6 @@ def download(
     domain: str | None,
 ) -> None:
     """Download a stream (s--), device (d--) or variable (v--) to a file."""
-    from iotile_cloud.cli import _client, _friendly_errors, needs_extra
-
     with needs_extra("pandas"):
         import pyarrow as pa
 
@@ -75,8 +73,8 @@ def download(
     if fmt is None:
         raise click.BadParameter("the file name must end in .csv, .parquet or .json", param_hint="-o")
     bar = _Bar("Downloading")
-    with _friendly_errors():
-        client = _client(domain)
+    with friendly_errors():
+        client = logged_in_client(domain)
         try:
             table = fetch_table(client, filter, start=start, end=end, lastn=lastn, progress=bar)
         finally:
@@ -98,35 +96,3 @@ def download(
         frame["timestamp"] = frame["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         frame.to_json(output, orient="records")
     click.echo(f"Wrote {table.num_rows} points to {output}")
-
-
-@report.command()
-@click.argument("sources", nargs=-1, required=True)
-@click.option("--start", required=True, help="From this UTC time (inclusive)")
-@click.option("--end", default=None, help="Until this UTC time (exclusive; default now)")
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON")
-@click.option("--domain", default=None, help="Server (default: last login)")
-def accumulate(sources: tuple[str, ...], start: str, end: str | None, as_json: bool, domain: str | None) -> None:
-    """Sum each stream's output values over a time range, for project (p--), device (d--) or stream
-    (s--) sources."""
-    import orjson
-
-    from iotile_cloud.api.connection import Api
-    from iotile_cloud.cli import _client, _friendly_errors
-    from iotile_cloud.stream.report import AccumulationReportGenerator
-
-    with _friendly_errors():
-        client = _client(domain)
-        api = Api(client.domain)
-        api.set_token(client.token, client.token_type)
-        result = AccumulationReportGenerator(api).compute_sum(sources=list(sources), start=start, end=end)
-    if as_json:
-        click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
-        return
-    if "error" in result:
-        raise click.ClickException(result["error"])
-    width = max((len(s) for s in result["streams"]), default=10)
-    click.echo(f"{'stream':<{width}}  {'sum':>14}  units")
-    for slug, row in sorted(result["streams"].items()):
-        click.echo(f"{slug:<{width}}  {row['sum']:>14.3f}  {row['units']}")
-    click.echo(f"{'total':<{width}}  {result['total']:>14.3f}")

@@ -16,14 +16,8 @@ import time
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
-from iotile_cloud.api.connection import Api
-from iotile_cloud.server import db
-from iotile_cloud.server.routes.auth import create_user
-from iotile_cloud.server.run import LiveServer
-from iotile_cloud.stream.data import StreamData
-from iotile_cloud.stream.report import AccumulationReportGenerator
+from iotile_cloud.cli.common import data_dir_option, friendly_errors, needs_extra
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug
 
 EMAIL = "demo@example.com"
@@ -41,7 +35,27 @@ def _readings(slug: str, start: dt.datetime, raw: list[int]) -> list[dict[str, o
     ]
 
 
+@click.command()
+@data_dir_option
+def demo(data_dir: Path | None) -> None:
+    """Start an embedded local cloud, fill it with a week of readings and walk through the client."""
+    with needs_extra("server"):
+        import iotile_cloud.server.run  # noqa: F401  (fails early and clearly without the [server] extra)
+
+    with friendly_errors():
+        run_demo(data_dir)
+
+
 def run_demo(data_dir: Path | None = None) -> None:
+    import sqlalchemy as sa
+
+    from iotile_cloud.api.connection import Api
+    from iotile_cloud.server import db
+    from iotile_cloud.server.routes.auth import create_user
+    from iotile_cloud.server.run import LiveServer
+    from iotile_cloud.stream.data import StreamData
+    from iotile_cloud.stream.report import AccumulationReportGenerator
+
     started = time.perf_counter()
     folder = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="iotile-cloud-demo-"))
     password = secrets.token_urlsafe(12)
