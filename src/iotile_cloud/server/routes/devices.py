@@ -29,6 +29,7 @@ from iotile_cloud.server.http import (
     restricted,
 )
 from iotile_cloud.server.routes.orgs import find_project
+from iotile_cloud.server.routes.targets import normal_slug, resolve
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileDeviceSlug, int2did
 
@@ -395,42 +396,8 @@ def device_new_property(
 
 def target_org(conn: Connection, target: str) -> tuple[bool, str | None]:
     """(exists, org id) of a property target: a ``p--``, ``d--`` or ``b--`` slug."""
-    from iotile_cloud.server.http import project_slug_or_none
-    from iotile_cloud.utils.gid import IOTileBlockSlug
-
-    kind = target[:3].lower()
-    if kind == "d--":
-        slug = device_slug_or_none(target)
-        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
-        return (row is not None, row.org_id if row is not None else None)
-    if kind == "p--":
-        pslug = project_slug_or_none(target)
-        row = conn.execute(sa.select(db.projects).where(db.projects.c.gid == pslug.get_id())).first() if pslug else None
-        return (row is not None, row.org_id if row is not None else None)
-    if kind == "b--":
-        try:
-            block = IOTileBlockSlug(target)
-        except ValueError:
-            return (False, None)
-        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == block.get_id())).first()
-        return (row is not None, row.org_id if row is not None else None)
-    return (False, None)
-
-
-def _normal_target(target: str) -> str:
-    from iotile_cloud.utils.gid import IOTileBlockSlug, IOTileProjectSlug
-
-    kind = target[:3].lower()
-    try:
-        if kind == "d--":
-            return str(IOTileDeviceSlug(target))
-        if kind == "p--":
-            return str(IOTileProjectSlug(target))
-        if kind == "b--":
-            return str(IOTileBlockSlug(target))
-    except ValueError:
-        pass
-    return target
+    found = resolve(conn, target) if target[:3].lower() in ("d--", "p--", "b--") else None
+    return (found is not None, found.org_id if found is not None else None)
 
 
 def create_property(conn: Connection, principal: Principal, payload: dict[str, Any]) -> Any:
@@ -438,7 +405,7 @@ def create_property(conn: Connection, principal: Principal, payload: dict[str, A
     target = fields.text("target", required=True, allow_blank=False, max_length=64)
     name = fields.text("name", required=True, allow_blank=False, max_length=40)
     fields.check()
-    target = _normal_target(str(target))
+    target = normal_slug(str(target))
     exists, org_id = target_org(conn, target)
     if not exists or not principal.can_read(conn, org_id):
         raise APIError(400, {"target": [f"Object with slug={target} does not exist."]})
@@ -476,7 +443,7 @@ def property_list(request: Request, principal: Principal = Depends(user_only)) -
     # foreign one is a 403.
     if target.split("--")[0] not in ("p", "d", "b"):
         raise APIError(406, {"detail": "target argument (e.g. target=d--0000-0000-0000-1234) is required"})
-    target = _normal_target(target)
+    target = normal_slug(target)
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         exists, org_id = target_org(conn, target)
