@@ -11,11 +11,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from iotile_cloud import __version__
 from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
 from iotile_cloud.server.security import JwtCodec, load_or_create_secret
 
 log = logging.getLogger("iotile_cloud.server")
@@ -35,6 +37,7 @@ def create_app(
     migrate: bool = True,
     stage: str = "local",
     fixed_tokens: bool = False,
+    limits: BodyLimits | None = None,
 ) -> FastAPI:
     """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``.
 
@@ -64,25 +67,34 @@ def create_app(
     _install_handlers(app)
     for router in routers():
         app.include_router(router, prefix=API)
+    app.add_middleware(BodyLimitMiddleware, api=app, limits=limits or BodyLimits())
+    from iotile_cloud.server import console
+
+    console.mount(app, API)
     return app
 
 
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
     from iotile_cloud.server.routes import (
+        aliases,
         auth,
         data,
         datablocks,
         devices,
         generated,
         misc,
+        notes,
         orgs,
         ota,
         reports,
         streams,
     )
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, ota, datablocks, generated)]
+    return [
+        module.router
+        for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases, ota, datablocks, generated)
+    ]
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -108,6 +120,8 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, error: Exception) -> Response:
+        if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
+            return JSON({"detail": "Client disconnected."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 

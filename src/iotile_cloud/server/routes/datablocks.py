@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import db
-from iotile_cloud.server.context import Principal, current_user, state, user_only
+from iotile_cloud.server.context import Principal, device_or_user, state, user_only
 from iotile_cloud.server.db import iso
 from iotile_cloud.server.http import (
     JSON,
@@ -76,7 +76,7 @@ def datablock_list(request: Request, principal: Principal = Depends(user_only)) 
 
 
 @router.get("/datablock/{slug}/", summary="One data block")
-def datablock_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def datablock_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         return JSON(datablock_body(_readable(conn, principal, slug), Lookup(conn)))
 

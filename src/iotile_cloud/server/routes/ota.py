@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import db
-from iotile_cloud.server.context import Principal, current_user, state, user_only
+from iotile_cloud.server.context import Principal, current_user, device_or_user, state, user_only
 from iotile_cloud.server.db import iso
 from iotile_cloud.server.http import (
     JSON,
@@ -162,7 +162,7 @@ def _current_versions(conn: Connection, device_id: int) -> list[Row[Any]]:
 
 
 @router.get("/ota/device/{slug}/", summary="A device's deployment requests, update attempts and versions")
-def ota_device(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def ota_device(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         device = readable_device(conn, principal, slug)
         if not device.active:
@@ -369,7 +369,7 @@ def request_detail(deployment_id: str, request: Request, principal: Principal = 
 
 
 @router.get("/ota/action/", summary="Update attempts; ?device= or ?request= (required unless staff)")
-def action_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def action_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     params = request.query_params
     table = db.ota_actions
     query = (
@@ -407,7 +407,7 @@ def action_list(request: Request, principal: Principal = Depends(current_user)) 
     summary="Record an update attempt of a device",
 )
 def action_create(
-    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     fields = Fields(as_object(body))
     deployment = fields.integer("deployment", required=True, min_value=1, max_value=0x7FFFFFFF)
@@ -452,7 +452,7 @@ def action_create(
 
 
 @router.get("/ota/version/", summary="Version records of your devices; ?device=, ?type=")
-def version_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def version_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     params = request.query_params
     table = db.device_versions
     query = (
