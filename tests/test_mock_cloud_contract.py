@@ -433,3 +433,32 @@ def test_config_file_reloads_on_reset(tmp_path: Path) -> None:
         assert body["results"][0]["email"] == "test@arch-iot.com"
     finally:
         server.stop()
+
+
+def test_catalogs_and_openapi(api: Api, cloud: CloudHelper) -> None:
+    """The original's 21 variable types and its product device templates, paginated; new routes documented."""
+    vartypes = api.vartype.get()
+    assert vartypes["count"] == 21 and vartypes["next"] is None
+    assert api.vartype("trip-summary").get()["stream_data_type"] == "E0"
+    templates = api.dt.get(page_size=10)
+    assert templates["count"] >= 43 and len(templates["results"]) == 10 and templates["next"]
+    pod = api.dt("pod-1mae1-v2-v2-7-0").get()
+    assert (pod["os_tag"], pod["os_version"], pod["hw_tag"], pod["version"]) == (2050, "v2.7", 8195, "v2.7.0")
+    assert pod["slots"][0] == {"number": 0, "component": "btc1-4-0-0", "hw_tag": "btc1_v4"}
+    with pytest.raises(HttpNotFoundError):
+        api.dt("protopod-1-es1-v1-0-0").get()  # inactive in the original's product data
+    paths = httpx.get(cloud.url + "/api/schema/").json()["paths"]
+    for path in (
+        "/api/v1/ota/device/{slug}/",
+        "/api/v1/ota/script/",
+        "/api/v1/ota/script/{slug}/file/",
+        "/api/v1/ota/request/",
+        "/api/v1/ota/action/",
+        "/api/v1/ota/version/",
+        "/api/v1/datablock/",
+        "/api/v1/datablock/{slug}/",
+        "/api/v1/report/generated/",
+        "/api/v1/report/generated/{report_id}/uploadurl/",
+        "/api/v1/report/generated/{report_id}/uploadsuccess/",
+    ):
+        assert path in paths, path

@@ -8,7 +8,9 @@ in place of the built-in ones.
 
 from __future__ import annotations
 
+import functools
 import json
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -94,7 +96,16 @@ def _builtins(kind: str) -> dict[str, dict[str, Any]]:
         return dict(vartypes())
     if kind == "sg":
         return {s: builtin_sg(s, n, v) for n, (s, v) in enumerate(SENSOR_GRAPHS.items(), start=1)}
-    return {s: builtin_dt(s, n, v) for n, (s, v) in enumerate(DEVICE_TEMPLATES.items(), start=1)}
+    products = _product_templates()
+    ours = {s: builtin_dt(s, len(products) + n, v) for n, (s, v) in enumerate(DEVICE_TEMPLATES.items(), start=1)}
+    return {**products, **ours}
+
+
+@functools.cache
+def _product_templates() -> dict[str, dict[str, Any]]:
+    """The original server's product templates (its public product data), active ones only."""
+    raw = json.loads((Path(__file__).parent / "device_templates.json").read_text())
+    return {t["slug"]: {k: v for k, v in t.items() if k != "active"} for t in raw if t["active"]}
 
 
 def entries(conn: Connection, kind: str) -> list[dict[str, Any]]:
