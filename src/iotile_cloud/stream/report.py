@@ -10,6 +10,7 @@ This module exposes the names 0.9.14 did (``from iotile_cloud.stream.report impo
 from __future__ import annotations
 
 import logging
+from builtins import int  # noqa: F401, UP029 - a name 0.9.14 exposed from this module
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pprint import pprint
