@@ -359,6 +359,12 @@ def _seed(cloud: CloudHelper, api: Api, n: int) -> str:
 
 def test_stream_data_picks_json_or_arrow_by_size(cloud: CloudHelper, api: Api) -> None:
     stream = _seed(cloud, api, 3000)
+    api.data.post(  # a float-only point (no int_value) and the largest int: the columns with nulls
+        [
+            {"stream": stream, "timestamp": "2026-02-01T00:00:00.250000Z", "value": 12.5, "type": "ITR"},
+            {"stream": stream, "timestamp": "2026-02-01T00:00:01Z", "int_value": 4294967295, "streamer_local_id": 7},
+        ]
+    )
     spy = CountingAdapter()
     api.session.mount(cloud.url, spy)
 
@@ -373,7 +379,8 @@ def test_stream_data_picks_json_or_arrow_by_size(cloud: CloudHelper, api: Api) -
     json_pages = StreamData(stream, api)
     json_pages.columnar = False
     json_pages.initialize_from_server(page_size=500)
-    assert forced.data == json_pages.data and len(forced.data) == 3000
+    assert forced.data == json_pages.data and len(forced.data) == 3002
+    assert forced.data[-2]["int_value"] is None and forced.data[-2]["timestamp"] == "2026-02-01T00:00:00.250000Z"
 
     class GarbageArrow(HTTPAdapter):
         def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
