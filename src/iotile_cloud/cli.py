@@ -152,12 +152,19 @@ data_dir_option = click.option(
 @click.option(
     "--log-level", default="info", show_default=True, type=click.Choice(["debug", "info", "warning", "error"])
 )
-def serve(database: str | None, host: str, port: int, data_dir: Path | None, log_level: str) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port and the database (use PostgreSQL beyond one machine)",
+)
+def serve(database: str | None, host: str, port: int, data_dir: Path | None, log_level: str, workers: int) -> None:
     """Run a local IOTile Cloud (SQLite by default, or --database postgresql://...)."""
     with needs_extra("server"):
         from iotile_cloud.server.run import serve as run
 
-    run(host=host, port=port, database_url=database, data_dir=data_dir, log_level=log_level)
+    run(host=host, port=port, database_url=database, data_dir=data_dir, log_level=log_level, workers=workers)
 
 
 @main.group()
