@@ -258,6 +258,8 @@ class ServerProcess:
     """``iotile-cloud serve`` in a child process on a free loopback port (benchmarks, crash tests).
 
     ``start()`` may be called again after ``kill()``: the server comes back on the same port.
+    ``stop()`` is graceful (SIGTERM); with ``--workers`` the supervisor then stops its workers, while
+    ``kill()`` would leave them running, so crash tests use a single process.
     """
 
     def __init__(self, data_dir: Path, *extra_args: str) -> None:
@@ -273,6 +275,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ServerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting (several servers can then start at the same moment)."""
         command = [
             sys.executable,
             "-m",
@@ -287,12 +293,18 @@ class ServerProcess:
             *self.extra_args,
         ]
         self.process = subprocess.Popen(command)
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> ServerProcess:
+        """Until the port accepts connections (with ``--workers``, the parent binds it before the workers run)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
             except OSError:
+                if self.process is not None and self.process.poll() is not None:
+                    break
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"iotile-cloud serve did not start on port {self.port}")
@@ -306,7 +318,7 @@ class ServerProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=60)
 
     def __enter__(self) -> ServerProcess:
         return self.start()
