@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import multiprocessing
@@ -17,13 +18,71 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from iotile_cloud.server import db
 from iotile_cloud.server.app import DATABASE_FILE, create_app
+from iotile_cloud.server.limits import BodyLimits
 from iotile_cloud.server.security import load_or_create_secret
 
 __all__ = ["serve", "prepare", "Supervisor", "LiveServer", "ServerProcess", "self_signed_cert"]
+
+
+# A request head must arrive whole within this many seconds (slow-header clients are dropped), and
+# at most this many connections are served at once (more get 503 rather than exhausting descriptors).
+HEAD_TIMEOUT = 10.0
+MAX_CONNECTIONS = 512
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on each request head.
+
+    uvicorn times out idle keep-alive connections only after a response; a client that connects and
+    then trickles its headers (slowloris) would otherwise hold its connection for ever.
+    """
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch_head()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _watch_head(self) -> None:
+        waiting = self.conn.their_state is h11.IDLE
+        if waiting and self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._drop)
+        elif not waiting and self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _drop(self) -> None:
+        self._head_deadline = None
+        if self.conn.their_state is h11.IDLE:
+            self.timeout_keep_alive_handler()
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """Connection limits every way of running the server shares."""
+    return {
+        "http": GuardedH11Protocol,
+        "limit_concurrency": MAX_CONNECTIONS,
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": 16 * 1024,
+        # Our middleware logs one line per request; uvicorn's own access log would double it.
+        "access_log": False,
+        "lifespan": "off",
+    }
 
 
 def serve(
@@ -32,6 +91,7 @@ def serve(
     database_url: str | None = None,
     data_dir: Path | None = None,
     log_level: str = "info",
+    limits: BodyLimits | None = None,
     workers: int = 1,
 ) -> None:
     """Serve until SIGINT/SIGTERM; open requests are finished before the server exits.
@@ -45,7 +105,7 @@ def serve(
 
     folder = Path(data_dir) if data_dir else default_data_dir()
     prepare(database_url, folder)
-    options = WorkerOptions(database_url, folder, log_level)
+    options = WorkerOptions(database_url, folder, log_level, limits)
     sock = listening_socket(host, port)
     if workers <= 1:
         _run_worker(options, sock)
@@ -62,6 +122,8 @@ def _configure_logging(log_level: str) -> None:
         level=getattr(logging, log_level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
     )
+    # Alembic announces its context on every start; only its warnings matter here.
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def prepare(database_url: str | None, data_dir: Path) -> None:
@@ -94,16 +156,16 @@ class WorkerOptions:
     database_url: str | None
     data_dir: Path
     log_level: str
+    limits: BodyLimits | None = None
 
 
 def _run_worker(options: WorkerOptions, sock: socket.socket) -> None:
     """One server process: its own app and connection pool over the shared database."""
     _configure_logging(options.log_level)
-    app = create_app(options.database_url, options.data_dir, migrate=False)
-    # Our middleware logs one line per request; uvicorn's own access log would double it.
-    config = uvicorn.Config(
-        app, log_level=options.log_level, access_log=False, lifespan="on", timeout_graceful_shutdown=30
-    )
+    app = create_app(options.database_url, options.data_dir, migrate=False, limits=options.limits)
+    # The lifespan's shutdown step writes the worker's pending counts (LiveServer does it in stop()).
+    settings = {**uvicorn_options(), "lifespan": "on"}
+    config = uvicorn.Config(app, log_level=options.log_level, timeout_graceful_shutdown=30, **settings)
     uvicorn.Server(config).run(sockets=[sock])
 
 
@@ -216,7 +278,7 @@ class LiveServer:
             options = {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
         self.scheme = "https" if ssl else "http"
         config = uvicorn.Config(
-            self.app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=5, **options
+            self.app, log_level=log_level, timeout_graceful_shutdown=5, **uvicorn_options(), **options
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
