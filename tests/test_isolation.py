@@ -73,6 +73,10 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
     report = SignedListReport(device=10, report_id=9, sent_timestamp=5, readings=[Reading(0x5001, 1, 1, 7)])
     api.client.upload_report(report, received=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
     record = api.streamer.report.get()["results"][0]["id"]
+    note = api.note.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "note": "Secret note"})
+    location = api.location.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "lat": 1.5, "lon": 2.5})
+    alias = api.alias.post({"name": "Secret Alias", "org": org})["slug"]
+    tap = api.tap.post({"alias": alias, "timestamp": "2026-01-01T00:00:00Z", "stream": stream})
     point = api.data.get(filter=stream)["results"][0]["id"]
     return {
         "org": org,
@@ -87,6 +91,10 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
         "report": record,
         "point": str(point),
         "property": str(api.property.get(target=device)["results"][0]["id"]),
+        "note": str(note["id"]),
+        "location": str(location["id"]),
+        "alias": alias,
+        "tap": str(tap["id"]),
     }
 
 
@@ -105,6 +113,10 @@ def concrete(path: str, w: dict[str, str]) -> str:
         ("/data/{point_id}", w["point"]),
         ("/property/{prop_id}", w["property"]),
         ("/account/{slug}", "test"),
+        ("/note/{note_id}", w["note"]),
+        ("/location/{location_id}", w["location"]),
+        ("/alias/{slug}", w["alias"]),
+        ("/tap/{tap_id}", w["tap"]),
         ("/vartype/{slug}", "water-meter-volume"),
         ("/sg/{slug}", "water-meter-v1-1-0"),
         ("/dt/{slug}", "internaltestingtemplate-v1-0-0"),
@@ -122,6 +134,9 @@ def concrete(path: str, w: dict[str, str]) -> str:
         "/device/": f"?project={w['project']}",
         "/stream/": f"?project={w['project_slug']}",
         "/variable/": f"?project={w['project']}",
+        "/note/": f"?target={w['device']}",
+        "/location/": f"?target={w['device']}",
+        "/tap/": f"?target={w['alias']}",
     }
     for suffix, q in query.items():
         if path == f"/api/v1{suffix}":
@@ -157,6 +172,10 @@ def body_for(w: dict[str, str]) -> dict[str, Any]:
         "timestamp": "2026-01-01T00:00:00Z",
         "str_value": "x",
         "clean_streams": True,
+        "note": "hacked",
+        "lat": 1.0,
+        "lon": 1.0,
+        "alias": w["alias"],
     }
 
 
@@ -167,7 +186,7 @@ def test_outsider_sees_nothing_and_changes_nothing(cloud: CloudHelper, world: di
         conn.execute(sa.delete(db.memberships).where(db.memberships.c.user_id == outsider))
     outsider_api = Api(cloud.url)
     assert outsider_api.login(email="outsider@example.com", password="outsider-pw")
-    secrets = [world[k] for k in ("org", "project", "device", "stream", "fleet", "report")] + ["Secret"]
+    secrets = [world[k] for k in ("org", "project", "device", "stream", "fleet", "report", "alias")] + ["Secret"]
     walk_as(cloud, world, {"Authorization": f"jwt {outsider_api.token}"}, secrets)
 
 

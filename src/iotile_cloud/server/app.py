@@ -82,9 +82,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import auth, data, devices, misc, orgs, reports, streams
+    from iotile_cloud.server.routes import aliases, auth, data, devices, misc, notes, orgs, reports, streams
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data)]
+    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases)]
 
 
 def _install_handlers(app: FastAPI) -> None:

@@ -213,7 +213,7 @@ def variable_create(
     name = fields.text("name", required=True, allow_blank=False, max_length=60)
     lid = fields.integer("lid", required=True, min_value=0, max_value=0xFFFF)
     project_ref = fields.text("project", required=True, allow_blank=False)
-    var_type = fields.text("var_type", default="default")
+    var_type = fields.text("var_type")  # as the original: none unless given
     if var_type is not None and catalog.vartype(var_type) is None:
         fields.error("var_type", f"Object with slug={var_type} does not exist.")
     unit_in = _unit_field(fields, "input_unit", False, var_type)
@@ -229,9 +229,7 @@ def variable_create(
     # As the original: the output unit's decimal places unless given.
     out_unit = catalog.output_unit(unit_out)
     unit_places = out_unit.decimal_places if out_unit is not None else None
-    decimal_places = fields.integer(
-        "decimal_places", default=unit_places if unit_places is not None else 2, min_value=0, max_value=10
-    )
+    decimal_places = fields.integer("decimal_places", default=unit_places or 0, min_value=0, max_value=10)
     about = fields.text("about", default="", max_length=1000) or ""
     units = fields.text("units", default="", max_length=20) or ""
     app_only = fields.boolean("app_only", default=False)
