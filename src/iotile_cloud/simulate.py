@@ -8,8 +8,9 @@ and a reboot reading goes into the report), goes offline and uploads its backlog
 report uploaded twice (a gateway retrying after a lost answer); the server must store each reading
 once. Reports are encoded with the one codec (``iotile_cloud.reports``) and sent with ``Client``.
 
-``Simulator.provision`` makes an org, two projects and the devices (device creation needs a staff
-account); ``Simulator.run`` drives them in real time or as fast as the server answers.
+``Simulator.provision`` makes an org, two projects and the devices (creating devices needs a staff
+account or the local server's owner); ``Simulator.run`` drives them in real time or as fast as the
+server answers.
 """
 
 from __future__ import annotations
@@ -240,7 +241,7 @@ class Simulator:
     ) -> Simulator:
         """Create an org, a project per device kind and ``count`` devices (alternating kinds), and claim them.
 
-        Creating devices needs a staff account; the server's ``?staff=1`` view is used for it.
+        Creating devices needs a staff account (asked with ``?staff=1``) or the local server's owner.
         """
         rng = random.Random(seed)
         key_seed = str(seed) if seed is not None else secrets.token_hex(8)

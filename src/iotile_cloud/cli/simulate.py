@@ -28,7 +28,7 @@ def simulate(
     concurrency: int,
     domain: str | None,
 ) -> None:
-    """Simulate water meters and environmental pods uploading reports (needs a staff login)."""
+    """Simulate water meters and environmental pods uploading reports (needs a staff or server-owner login)."""
     from iotile_cloud.simulate import simulate as run
 
     if duration is not None and reports is not None:

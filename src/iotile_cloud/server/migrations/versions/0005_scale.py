@@ -1,7 +1,7 @@
 """counters shared by all workers
 
 Revision ID: scale
-Revises: 0001
+Revises: routes
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "scale"
-down_revision = "0001"
+down_revision = "routes"
 branch_labels = None
 depends_on = None
 
