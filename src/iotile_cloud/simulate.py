@@ -32,7 +32,17 @@ from iotile_cloud.reports import Reading, SignedListReport
 from iotile_cloud.reports.binary import REBOOT_STREAM, SIGNATURE_HASH, SIGNATURE_USER_KEY
 from iotile_cloud.utils.gid import IOTileDeviceSlug
 
-__all__ = ["Chances", "EnvironmentalPod", "SimDevice", "Simulator", "SimulationStats", "Upload", "WaterMeter"]
+__all__ = [
+    "backfill",
+    "simulate",
+    "Chances",
+    "EnvironmentalPod",
+    "SimDevice",
+    "Simulator",
+    "SimulationStats",
+    "Upload",
+    "WaterMeter",
+]
 
 
 @dataclass(frozen=True)
@@ -193,6 +203,7 @@ class EnvironmentalPod(SimDevice):
 
 
 KINDS: tuple[type[SimDevice], ...] = (WaterMeter, EnvironmentalPod)
+KIND_OF_SENSOR_GRAPH = {kind.sensor_graph: kind for kind in KINDS}
 
 
 @dataclass
@@ -340,6 +351,34 @@ class Simulator:
     @property
     def generated(self) -> int:
         return sum(d.generated for d in self.devices)
+
+
+def backfill(
+    client: Client,
+    devices: Iterable[tuple[str, str]],
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    interval: float = 6 * 3600,
+    seed: int | None = None,
+    chances: Chances | None = None,
+) -> Simulator:
+    """Reports from ``start`` to ``end`` for devices already claimed: ``(device slug, sensor graph)`` pairs.
+
+    The demo fills its water meters and pod this way: the data goes the way a real gateway's does.
+    """
+    rng = random.Random(seed)
+    made = [
+        KIND_OF_SENSOR_GRAPH[sg](IOTileDeviceSlug(slug).get_id(), random.Random(rng.random()), start)
+        for slug, sg in devices
+    ]
+    simulator = Simulator(client, made, chances)
+    simulator.resume_ids()
+    rounds = int((end - start).total_seconds() // interval)
+    simulator.run(interval, reports=rounds, fast=True, start=start)
+    if simulator.stats.errors:
+        raise ValueError(f"{simulator.stats.errors} uploads failed; the last: {simulator.stats.last_error}")
+    return simulator
 
 
 def simulate(
