@@ -20,7 +20,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from benchmarks.download import EMAIL, PASSWORD, seed  # noqa: E402
-
 from iotile_cloud.server.run import ServerProcess  # noqa: E402
 
 

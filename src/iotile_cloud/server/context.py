@@ -13,6 +13,7 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
+from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
 from iotile_cloud.server.security import JwtCodec, TokenError
 
@@ -82,11 +83,24 @@ class AppState:
     jwt: JwtCodec
     data_dir: Path
     stage: str = "local"
-    request_count: int = 0
-    error_count: int = 0  # answers with a 4xx/5xx status (the mock cloud fixtures report it)
     # Test fixtures only (``create_app(fixed_tokens=True)``): fixed credentials such as the original
     # mock cloud's ``JWT_USER``, each standing for one account (token -> email). ``None``: refused.
     fixed_tokens: dict[str, str] | None = None
+    # Shared by every worker through the database (see counters.py), not held in this process.
+    requests: SharedCounter = field(init=False)
+    errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
+
+    def __post_init__(self) -> None:
+        self.requests = SharedCounter(self.engine, REQUESTS)
+        self.errors = SharedCounter(self.engine, ERRORS)
+
+    def close(self) -> None:
+        """At shutdown: write this worker's pending counts, then close the connection pool."""
+        try:
+            self.requests.close()
+            self.errors.close()
+        finally:
+            self.engine.dispose()
 
     def fixed_token_for(self, email: str) -> str | None:
         """The fixed token that stands for this account, if any."""

@@ -79,19 +79,19 @@ class CloudHelper:
 
     @property
     def request_count(self) -> int:
-        return int(self._state.request_count)
+        return int(self._state.requests.value)
 
     @request_count.setter
     def request_count(self, value: int) -> None:
-        self._state.request_count = value
+        self._state.requests.reset(value)
 
     @property
     def error_count(self) -> int:
-        return int(self._state.error_count)
+        return int(self._state.errors.value)
 
     @error_count.setter
     def error_count(self, value: int) -> None:
-        self._state.error_count = value
+        self._state.errors.reset(value)
 
     def reset(self) -> None:
         """Empty every table (as if the server were new), zero the counters, reload ``config_file``."""

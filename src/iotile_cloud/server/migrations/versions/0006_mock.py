@@ -1,7 +1,7 @@
 """mock cloud: sg/dt registry, OTA, data blocks, generated reports, implicit streams, events without time
 
 Revision ID: mock
-Revises: routes
+Revises: scale
 Create Date: 2026-11-25 12:30:36.630622
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "mock"
-down_revision = "routes"
+down_revision = "scale"
 branch_labels = None
 depends_on = None
 
