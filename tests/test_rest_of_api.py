@@ -33,8 +33,9 @@ def _client(cloud: CloudHelper, header: str) -> httpx.Client:
     return httpx.Client(base_url=cloud.url + "/api/v1", headers={"Authorization": header}, timeout=30)
 
 
-def _login(cloud: CloudHelper, email: str, username: str) -> Api:
-    cloud.quick_add_user(email, "pass-" + username, username=username)
+def _login(cloud: CloudHelper, email: str, username: str, is_staff: bool = False) -> Api:
+    # quick_add_user makes every user an owner of every org: so users are made before roles are given
+    cloud.quick_add_user(email, "pass-" + username, username=username, is_staff=is_staff)
     with cloud.engine.begin() as conn:  # helper users share helper orgs: start with no memberships
         user = conn.execute(sa.select(db.users.c.id).where(db.users.c.slug == username)).scalar_one()
         conn.execute(sa.delete(db.memberships).where(db.memberships.c.user_id == user))
@@ -50,6 +51,7 @@ def world(cloud: CloudHelper, api: Api) -> Iterator[World]:
     device = cloud.quick_add_device(project["id"], 0x51)
     stream = f"s--{project['slug'][3:]}--0000-0000-0000-0051--5001"
     clients = {"owner": _client(cloud, f"jwt {api.token}")}
+    clients["staff"] = _client(cloud, f"jwt {_login(cloud, 'root@example.com', 'root', is_staff=True).token}")
     for role, who in (("m1", "member"), ("r1", "reader")):
         other = _login(cloud, f"{who}@example.com", who)
         api.org(org).register.post({"user": who, "role": role})
@@ -197,3 +199,116 @@ def test_alias_follows_a_sensor_across_a_device_swap(cloud: CloudHelper, world: 
     assert moved.json()["timestamp"] == "2026-02-15T00:00:00Z"
     assert world["owner"].delete(f"/alias/{slug}/").status_code == 204
     assert world["owner"].get("/tap/").json()["count"] == 0
+
+
+# -- property templates -------------------------------------------------------------------------
+
+
+def test_property_templates_and_their_enums(world: World) -> None:
+    body = {"org": world.org, "name": "Site", "type": "str", "default": "north", "extra": {"ui": "select"}}
+    created = world["owner"].post("/propertytemplate/", json=body)
+    assert created.status_code == 201, created.text
+    template = created.json()
+    assert set(template) == {"id", "org", "type", "name", "default", "enums", "extra", "created_by"}
+    assert template["enums"] == [] and template["extra"] == {"ui": "select"}
+    enum_url = f"/propertytemplate/{template['id']}/enum/"
+    assert world["owner"].post(enum_url, json={"value": "north"}).status_code == 201
+    assert world["owner"].post(enum_url, json={"value": "south"}).status_code == 201
+    assert world["owner"].post(enum_url, json={"value": "south"}).status_code == 201  # get or create
+    assert world["reader"].get(f"/propertytemplate/{template['id']}/").json()["enums"] == ["north", "south"]
+    assert world["member"].get(enum_url).json()["count"] == 2
+    assert world["owner"].request("DELETE", enum_url, json={"value": "west"}).json() == {
+        "error": "Enum Value not found in Property Template"
+    }
+    assert world["owner"].request("DELETE", enum_url, json={"value": "south"}).status_code == 204
+    # Only org admins change them; outsiders never see them.
+    assert world["member"].post("/propertytemplate/", json={**body, "name": "Other"}).status_code == 403
+    assert world["reader"].patch(f"/propertytemplate/{template['id']}/", json={"default": "x"}).status_code == 403
+    assert world["outsider"].get("/propertytemplate/").json()["count"] == 0
+    assert world["outsider"].get(f"/propertytemplate/{template['id']}/").status_code == 404
+    assert world["device"].get("/propertytemplate/").status_code == 403
+    # Bad input.
+    assert world["owner"].post("/propertytemplate/", json=body).json() == {
+        "non_field_errors": ["The fields org, name must make a unique set."]
+    }
+    assert world["owner"].post("/propertytemplate/", json={**body, "name": "T", "type": "float"}).status_code == 400
+    assert world["owner"].post("/propertytemplate/", json={"name": "T"}).json() == {"org": ["This field is required."]}
+    assert world["owner"].get("/propertytemplate/", params={"org": "no-such-org"}).status_code == 404
+    assert world["owner"].delete(f"/propertytemplate/{template['id']}/").status_code == 204
+
+
+# -- configuration attributes -------------------------------------------------------------------
+
+
+def test_configuration_attributes(world: World) -> None:
+    root = world["staff"]
+    name = root.post("/config/name/", json={"name": ":classic:ui:device", "tags": ["ui"]})
+    assert name.status_code == 201 and name.json()["tags"] == ["ui"]
+    assert root.post("/config/name/", json={"name": "no colon"}).status_code == 400
+    assert root.get("/key/").status_code == 405
+    key = root.post("/key/", json={"slug": world.device, "type": "SSH", "secret": "s3cr3t", "downloadable": True})
+    assert key.status_code == 201 and key.json()["secret"] == "s3cr3t"
+    assert world["member"].post("/config/name/", json={"name": ":mine"}).status_code == 403
+    assert world["member"].get("/config/name/", params={"tag": "ui"}).json()["count"] == 1
+    # Device keys: uploaded by staff, downloaded by members.
+    assert world["owner"].post("/key/", json={"slug": world.device, "secret": "x"}).status_code == 403
+    assert world["owner"].get("/key/").status_code == 403
+    assert world["owner"].get(f"/device/{world.device}/key/", params={"type": "ssh"}).json() == {"key": "s3cr3t"}
+    assert world["owner"].get(f"/device/{world.device}/key/", params={"type": "usr"}).status_code == 403
+    assert world["owner"].get(f"/device/{world.device}/key/").json() == {"msg": "No type specified"}
+
+    org_level = world["owner"].post(
+        "/config/attr/", json={"target": f"^{world.org}", "name": ":classic:ui:device", "data": {"a": 1}}
+    )
+    assert org_level.status_code == 201, org_level.text
+    assert set(org_level.json()) == {"id", "target", "name", "data", "updated_on"}
+    # A device without its own attribute finds its org's; then its own.
+    search = {"target": world.device, "name": ":classic:ui:device"}
+    assert world["reader"].get("/config/attr/search/", params=search).json()["data"] == {"a": 1}
+    own = world["member"].post(
+        "/config/attr/",
+        json={"target": world.device, "name": ":classic:ui:device", "data": {"a": 2}, "log_as_note": True},
+    )
+    assert own.status_code == 201
+    assert world["reader"].get("/config/attr/search/", params=search).json()["data"] == {"a": 2}
+    notes = world["owner"].get("/note/", params={"target": world.device}).json()["results"]
+    assert notes[-1]["type"] == "si" and "a: 2" in notes[-1]["note"]
+    again = world["member"].post(
+        "/config/attr/", json={"target": world.device, "name": ":classic:ui:device", "data": 3}
+    )
+    assert again.json()["id"] == own.json()["id"] and again.json()["data"] == 3  # overwritten in place
+    assert world["reader"].get("/config/attr/", params={"target": world.device}).json()["count"] == 1
+    # Permissions and bad input.
+    assert world["reader"].post("/config/attr/", json={**search, "data": 1}).status_code == 403
+    assert world["outsider"].post("/config/attr/", json={**search, "data": 1}).status_code == 403
+    assert world["outsider"].get("/config/attr/", params={"target": world.device}).json()["count"] == 0
+    assert world["outsider"].get(f"/config/attr/{own.json()['id']}/").status_code == 403
+    assert world["outsider"].get("/config/attr/search/", params=search).status_code == 403
+    assert world["owner"].get("/config/attr/").json() == {"target": ["This field is required."]}
+    assert world["owner"].get("/config/attr/search/").json() == {"error": "Missing target and/or name"}
+    assert world["owner"].post("/config/attr/", json={**search, "name": ":unknown", "data": 1}).json() == [
+        "Most use a valid Configuration Attribute Name"
+    ]
+    assert world["owner"].post("/config/attr/", json={**search, "target": "x--1", "data": 1}).status_code == 400
+    assert world["owner"].patch(f"/config/attr/{own.json()['id']}/", json={"data": 1}).json() == {
+        "error": "PUT and PATCH methods are not supported; use POST with the right target"
+    }
+    assert world["owner"].get("/config/attr/abc/").status_code == 400
+    assert world["owner"].delete(f"/config/attr/{own.json()['id']}/").status_code == 204
+
+
+# -- built-in templates -------------------------------------------------------------------------
+
+
+def test_builtin_templates_are_read_only(world: World) -> None:
+    templates = world["reader"].get("/pt/").json()
+    assert templates["count"] == 4 and templates["results"][0]["slug"] == "default-template-v1-0-0"
+    assert world["reader"].get("/pt/shipping-template-v1-0-0/").json()["extra_data"]["mobile"]["waveform"] is True
+    assert world["reader"].get("/ot/default-template-v1-0-0/").json()["version"] == "v1.0.0"
+    assert world["reader"].get("/pt/nope/").status_code == 404
+    assert world["reader"].get("/component/").json()["count"] == 0
+    assert world["owner"].post("/pt/", json={"name": "Mine"}).status_code == 403
+    # As the original: variable and widget templates are never read through the API.
+    assert world["owner"].get("/vartemplate/").json() == {"detail": 'Method "GET" not allowed.'}
+    assert world["owner"].get("/widget/1/").status_code == 405
+    assert world["owner"].post("/vartemplate/", json={}).status_code == 403

@@ -57,9 +57,22 @@ def create_app(
 
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import aliases, auth, data, devices, misc, notes, orgs, reports, streams
+    from iotile_cloud.server.routes import (
+        aliases,
+        auth,
+        configs,
+        data,
+        devices,
+        misc,
+        notes,
+        orgs,
+        reports,
+        streams,
+        templates,
+    )
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases)]
+    modules = (misc, auth, orgs, reports, devices, streams, data, notes, aliases, configs, templates)
+    return [module.router for module in modules]
 
 
 def _install_handlers(app: FastAPI) -> None:
