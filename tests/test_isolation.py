@@ -200,6 +200,8 @@ def body_for(w: dict[str, str]) -> dict[str, Any]:
         "lat": 1.0,
         "lon": 1.0,
         "alias": w["alias"],
+        "firmware": "v2",
+        "start": "2025-01-01T00:00:00Z",
     }
 
 

@@ -312,3 +312,78 @@ def test_builtin_templates_are_read_only(world: World) -> None:
     assert world["owner"].get("/vartemplate/").json() == {"detail": 'Method "GET" not allowed.'}
     assert world["owner"].get("/widget/1/").status_code == 405
     assert world["owner"].post("/vartemplate/", json={}).status_code == 403
+
+
+# -- device sub-routes --------------------------------------------------------------------------
+
+
+def test_device_health_status_and_mask(world: World) -> None:
+    status = world["reader"].get(f"/device/{world.device}/status/").json()
+    assert status["alert"] == "DSBL" and status["last_report_ts"] is None and status["health_check_period"] == 7200
+    changed = world["member"].patch(
+        f"/device/{world.device}/health/",
+        json={"health_check_enabled": True, "health_check_period": 3600, "notification_recipients": ["a@b.c"]},
+    )
+    assert changed.json() == {
+        "health_check_enabled": True,
+        "health_check_period": 3600,
+        "notification_recipients": ["a@b.c"],
+    }
+    assert world["reader"].get(f"/device/{world.device}/health/").json()["alert"] == "UNK"
+    assert world["reader"].patch(f"/device/{world.device}/health/", json={"health_check_period": 1}).status_code == 403
+    assert (
+        world["member"].patch(f"/device/{world.device}/health/", json={"notification_recipients": "x"}).status_code
+        == 400
+    )
+    assert world["reader"].get(f"/device/{world.device}/mask/").json() == {"start": None, "end": None}
+    mask = {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}
+    assert world["member"].patch(f"/device/{world.device}/mask/", json=mask).status_code == 403  # admins only
+    assert world["owner"].patch(f"/device/{world.device}/mask/", json=mask).json() == mask
+    assert world["reader"].get(f"/device/{world.device}/mask/").json() == mask
+    assert world["owner"].patch(f"/device/{world.device}/mask/", json={}).json() == {
+        "non_field_errors": ["At least one of start/end should be defined"]
+    }
+    assert world["owner"].patch(
+        f"/device/{world.device}/mask/", json={"start": mask["end"], "end": mask["start"]}
+    ).json() == {"non_field_errors": ["Start is after end"]}
+    assert world["owner"].delete(f"/device/{world.device}/mask/").status_code == 204
+    assert world["outsider"].get(f"/device/{world.device}/status/").status_code == 403
+
+
+def test_device_reset_trim_and_upgrade(cloud: CloudHelper, api: Api, world: World) -> None:
+    points = [{"stream": world.stream, "timestamp": f"2026-01-0{d}T00:00:00Z", "int_value": d} for d in range(1, 6)]
+    api.data.post(points)
+    trimmed = world["member"].post(
+        f"/device/{world.device}/trim/", json={"start": "2026-01-02T00:00:00Z", "end": "2026-01-04T00:00:00Z"}
+    )
+    assert trimmed.status_code == 202 and trimmed.json() == {"trim": "scheduled"}
+    assert [p["int_value"] for p in api.data.get(filter=world.stream)["results"]] == [2, 3, 4]
+    assert (
+        world["reader"].post(f"/device/{world.device}/trim/", json={"start": "2026-01-01T00:00:00Z"}).status_code == 403
+    )
+    api.property.post({"target": world.device, "name": "site", "str_value": "north"})
+    assert world["member"].post(f"/device/{world.device}/reset/", json={}).status_code == 403  # admins only
+    reset = world["owner"].post(f"/device/{world.device}/reset/", json={"include_properties": False})
+    assert reset.status_code == 202 and reset.json()["reset"] == "scheduled"
+    assert api.data.get(filter=world.stream)["count"] == 0
+    assert api.property.get(target=world.device)["count"] == 1
+    upgrade = world["reader"].post(f"/device/{world.device}/upgrade/", json={"firmware": "2.1.0"})
+    assert upgrade.json() == {"slug": world.device, "msg": f"Device {world.device} firmware upgraded to 2.1.0"}
+    assert world["owner"].post(f"/device/{world.device}/upgrade/", json={"firmware": "x" * 11}).status_code == 400
+    assert world["outsider"].post(f"/device/{world.device}/reset/", json={}).status_code == 403
+
+
+def test_device_sg_template_versions_filterlog(world: World) -> None:
+    sg = world["reader"].get(f"/device/{world.device}/sg/")
+    assert sg.status_code == 200 and sg.json()["slug"] == "water-meter-v1-1-0"
+    assert world["reader"].get("/sg/water-meter-v1-1-0/").json() == sg.json()
+    template = world["reader"].get(f"/device/{world.device}/template/").json()
+    assert template == world["reader"].get("/dt/internaltestingtemplate-v1-0-0/").json()
+    assert world["reader"].get(f"/device/{world.device}/versions/").json() == []
+    assert world["reader"].get(f"/device/{world.device}/filterlog/").json() == {
+        "slug": world.device,
+        "device_filter_logs": [],
+    }
+    for sub in ("sg", "template", "versions", "filterlog"):
+        assert world["outsider"].get(f"/device/{world.device}/{sub}/").status_code == 403
+        assert world["owner"].get(f"/device/d--0000-0000-0000-0fff/{sub}/").status_code == 404

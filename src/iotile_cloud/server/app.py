@@ -62,6 +62,7 @@ def routers() -> list[Any]:
         auth,
         configs,
         data,
+        device_actions,
         devices,
         misc,
         notes,
@@ -71,7 +72,7 @@ def routers() -> list[Any]:
         templates,
     )
 
-    modules = (misc, auth, orgs, reports, devices, streams, data, notes, aliases, configs, templates)
+    modules = (misc, auth, orgs, reports, devices, device_actions, streams, data, notes, aliases, configs, templates)
     return [module.router for module in modules]
 
 
