@@ -19,6 +19,7 @@ from iotile_cloud.api.connection import Api
 from iotile_cloud.reports import Reading, SignedListReport
 from iotile_cloud.server import db
 from iotile_cloud.server.app import routers
+from iotile_cloud.server.context import device_or_user
 from iotile_cloud.testing.cloud import CloudHelper
 
 OPEN = {
@@ -212,8 +213,25 @@ def test_outsider_sees_nothing_and_changes_nothing(cloud: CloudHelper, world: di
         conn.execute(sa.delete(db.memberships).where(db.memberships.c.user_id == outsider))
     outsider_api = Api(cloud.url)
     assert outsider_api.login(email="outsider@example.com", password="outsider-pw")
-    headers = {"Authorization": f"jwt {outsider_api.token}"}
     secrets = [world[k] for k in ("org", "project", "device", "stream", "fleet", "report", "alias")] + ["Secret"]
+    walk_as(cloud, world, {"Authorization": f"jwt {outsider_api.token}"}, secrets)
+
+
+def test_device_token_never_reaches_a_sibling_device(cloud: CloudHelper, api: Api, world: dict[str, str]) -> None:
+    """A device token of another device in the SAME project: only the device scope stands in the way."""
+    sibling = cloud.quick_add_device(world["project"], device_id=0x0ABC)
+    token = api.device(sibling).key.get(type="a-jwt")["key"]
+    secrets = [world[k] for k in ("device", "stream", "fleet", "report", "point")] + ["Secret"]
+    walk_as(cloud, world, {"Authorization": f"a-jwt {token}"}, secrets)
+    with httpx.Client(base_url=cloud.url, headers={"Authorization": f"a-jwt {token}"}) as http:
+        own_stream = world["stream"].replace("0000-0000-0000-000a", "0000-0000-0000-0abc")
+        patched = http.patch(f"/api/v1/data/{world['point']}/", json={"stream": own_stream})
+        assert patched.status_code == 403, patched.text
+        assert http.get(f"/api/v1/device/{sibling}/").status_code == 200
+
+
+def walk_as(cloud: CloudHelper, world: dict[str, str], headers: dict[str, str], secrets: list[str]) -> None:
+    """Every route with the owner's objects: nothing leaks, nothing changes."""
     before = snapshot(cloud)
     checked = 0
     with httpx.Client(base_url=cloud.url, headers=headers) as http:
@@ -269,3 +287,32 @@ def test_bad_tokens(cloud: CloudHelper) -> None:
             response = http.get("/api/v1/org/", headers={"Authorization": header})
             assert response.status_code == 401, header
             assert re.search("signature|token|credentials", response.json()["detail"], re.I)
+
+
+def declares_device_scope(method: str, template: str) -> bool:
+    for router in routers():
+        for route in router.routes:
+            if isinstance(route, APIRoute) and "/api/v1" + route.path == template and method in route.methods:
+                return any(dep.call is device_or_user for dep in route.dependant.dependencies)
+    raise AssertionError(template)
+
+
+def test_device_tokens_are_refused_unless_a_route_declares_device_scope(
+    cloud: CloudHelper, api: Api, world: dict[str, str]
+) -> None:
+    """Deny by default: a route must opt in (``device_or_user``) to see device tokens at all."""
+    token = api.device(world["device"]).key.get(type="a-jwt")["key"]
+    before = snapshot(cloud)
+    opted_in = 0
+    with httpx.Client(base_url=cloud.url, headers={"Authorization": f"a-jwt {token}"}) as http:
+        for method, template in routes(cloud):
+            if (method, template) in OPEN:
+                continue
+            if declares_device_scope(method, template):
+                opted_in += 1
+                continue
+            path = concrete(template, world)
+            response = http.request(method, path, json=None if method in ("GET", "DELETE") else body_for(world))
+            assert response.status_code == 403, f"{method} {path} -> {response.status_code} {response.text[:200]}"
+    assert 0 < opted_in < 40
+    assert snapshot(cloud) == before

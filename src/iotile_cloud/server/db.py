@@ -43,6 +43,8 @@ users = sa.Table(
     sa.Column("api_token", sa.String(64), nullable=False, unique=True),
     sa.Column("is_staff", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # The local server's owner may register devices without staff steps (there is no factory here).
+    sa.Column("is_owner", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
 )
@@ -250,6 +252,19 @@ streamer_reports = sa.Table(
     sa.Column("time_epsilon", sa.Float, nullable=False, server_default="0"),
     sa.Column("created_on", Micros, nullable=False),
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+)
+
+
+# Console sign-ins (server/console/): the cookie carries a random token, the table only its SHA-256,
+# so a leaked database does not hand out live sessions. Signing out deletes the row.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("expires_at", Micros, nullable=False),
 )
 
 

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import catalog, db, model, serialize
-from iotile_cloud.server.context import Principal, current_user, state, user_only
+from iotile_cloud.server.context import Principal, device_or_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
     LARGE,
@@ -49,9 +49,7 @@ def readable_device(conn: Connection, principal: Principal, slug: str) -> Any:
     row = conn.execute(sa.select(db.devices).where(db.devices.c.id == device_id_of(slug))).first()
     if row is None:
         raise not_found()
-    principal.check_device(row.id)
-    if not principal.can_read(conn, row.org_id):
-        raise forbidden()
+    principal.authorize(conn, row.org_id, row.id)
     return row
 
 
@@ -99,12 +97,12 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
         slug="string",
     ),
     status_code=201,
-    summary="Create a device (staff, with ?staff=1)",
+    summary="Create a device (staff with ?staff=1, or the local server's owner)",
 )
 def device_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
-    if not principal.staff_view:
+    if not principal.can_register_devices:
         raise restricted()
     fields = Fields(as_object(body))
     label = fields.text("label", default="", max_length=100) or ""
@@ -148,7 +146,7 @@ def device_create(
 
 
 @router.get("/device/{slug}/", summary="One device")
-def device_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def device_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         return JSON(serialize.device(readable_device(conn, principal, slug), Lookup(conn)))
 
@@ -366,7 +364,7 @@ def device_key(slug: str, request: Request, principal: Principal = Depends(user_
 
 
 @router.get("/device/{slug}/streamers/", summary="A device's streamers (plain list)")
-def device_streamers(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def device_streamers(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
         rows = conn.execute(
@@ -517,12 +515,12 @@ def property_delete(prop_id: int, request: Request, principal: Principal = Depen
 
 
 @router.get("/streamer/", summary="Streamers (acknowledged last_id per device and index); ?device=")
-def streamer_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def streamer_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     device_ref = request.query_params.get("device")
     query = (
         sa.select(db.streamers)
         .join(db.devices, db.devices.c.id == db.streamers.c.device_id)
-        .where(principal.org_filter(db.devices.c.org_id))
+        .where(principal.visible(db.devices.c.org_id, db.devices.c.id))
     )
     if device_ref:
         try:
@@ -530,8 +528,6 @@ def streamer_list(request: Request, principal: Principal = Depends(current_user)
         except ValueError:
             raise APIError(400, {"detail": f"Illegal device format. Expected HEX number. Got {device_ref}"}) from None
         query = query.where(db.streamers.c.device_id == device_id)
-    if principal.device_scope is not None:
-        query = query.where(db.streamers.c.device_id == principal.device_scope)
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         return pager.respond_query(
@@ -540,7 +536,7 @@ def streamer_list(request: Request, principal: Principal = Depends(current_user)
 
 
 @router.get("/streamer/{slug}/", summary="One streamer: t--<device>--<index>")
-def streamer_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def streamer_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.utils.gid import IOTileStreamerSlug
 
     try:

@@ -1,7 +1,7 @@
 """notes, locations, stream aliases, property templates, configuration, device keys, status, invitations
 
 Revision ID: routes
-Revises: 0001
+Revises: console
 Create Date: 2026-11-25 12:36:21.660791
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "routes"
-down_revision = "0001"
+down_revision = "console"
 branch_labels = None
 depends_on = None
 
