@@ -140,6 +140,7 @@ def concrete(path: str, w: dict[str, str]) -> str:
         ("/component/{slug}", "none"),
         ("/vartemplate/{item_id}", "1"),
         ("/widget/{item_id}", "1"),
+        ("/production/device/{slug}", w["device"]),
         ("/vartype/{slug}", "water-meter-volume"),
         ("/sg/{slug}", "water-meter-v1-1-0"),
         ("/dt/{slug}", "internaltestingtemplate-v1-0-0"),
@@ -203,6 +204,8 @@ def body_for(w: dict[str, str]) -> dict[str, Any]:
         "alias": w["alias"],
         "firmware": "v2",
         "start": "2025-01-01T00:00:00Z",
+        "email": "outsider@example.com",
+        "password": "hacked-password",
     }
 
 

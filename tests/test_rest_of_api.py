@@ -387,3 +387,116 @@ def test_device_sg_template_versions_filterlog(world: World) -> None:
     for sub in ("sg", "template", "versions", "filterlog"):
         assert world["outsider"].get(f"/device/{world.device}/{sub}/").status_code == 403
         assert world["owner"].get(f"/device/d--0000-0000-0000-0fff/{sub}/").status_code == 404
+
+
+# -- sub-routes ---------------------------------------------------------------------------------
+
+
+def test_invite_a_member_who_accepts(cloud: CloudHelper, world: World) -> None:
+    invited = world["owner"].post(f"/org/{world.org}/invite/", json={"email": "New.Person@example.com", "role": "r1"})
+    assert (invited.status_code, invited.json()) == (201, {"email": "new.person@example.com"})
+    pending = world["owner"].get(f"/org/{world.org}/pending/").json()
+    assert [(p["email"], p["sent_by"]) for p in pending["results"]] == [("new.person@example.com", "test")]
+    assert world["member"].get(f"/org/{world.org}/pending/").status_code == 403
+    assert world["member"].post(f"/org/{world.org}/invite/", json={"email": "x@example.com"}).status_code == 403
+    assert world["outsider"].post(f"/org/{world.org}/invite/", json={"email": "x@example.com"}).status_code == 404
+    assert world["owner"].post(f"/org/{world.org}/invite/", json={"email": "not-an-email"}).status_code == 400
+    # The invitee signs up (or already has an account) and accepts.
+    newcomer = _login(cloud, "new.person@example.com", "newcomer")
+    with _client(cloud, f"jwt {newcomer.token}") as client:
+        assert client.get(f"/org/{world.org}/").status_code == 404
+        accepted = client.post(f"/org/{world.org}/accept/")
+        assert accepted.status_code == 201 and accepted.json()["role"] == "r1"
+        assert client.get(f"/org/{world.org}/").status_code == 200
+        assert client.post(f"/org/{world.org}/accept/").status_code == 404
+    assert world["owner"].get(f"/org/{world.org}/pending/").json()["count"] == 0
+    assert world["outsider"].post(f"/org/{world.org}/accept/").status_code == 404
+
+
+def test_org_devices_project_properties_and_password(cloud: CloudHelper, world: World) -> None:
+    listing = world["reader"].get(f"/org/{world.org}/devices/").json()
+    assert listing["count"] == 1 and listing["next_page"] is None and listing["results"][0]["slug"] == world.device
+    assert world["outsider"].get(f"/org/{world.org}/devices/").status_code == 404
+    project = world.project["id"]
+    created = world["member"].post(f"/project/{project}/new_property/", json={"name": "site", "str_value": "north"})
+    assert created.status_code == 201 and created.json()["value"] == "north"
+    assert world["reader"].get(f"/project/{project}/properties/").json()[0]["name"] == "site"
+    assert (
+        world["reader"].post(f"/project/{project}/new_property/", json={"name": "x", "int_value": 1}).status_code == 403
+    )
+    assert world["member"].post(f"/project/{project}/new_property/", json={"name": "y"}).status_code == 400
+    assert world["outsider"].get(f"/project/{project}/properties/").status_code == 404
+    changed = world["member"].post("/account/member/set_password/", json={"password": "a-new-password"})
+    assert changed.json() == {"status": "password set"}
+    assert Api(cloud.url).login(email="member@example.com", password="a-new-password")
+    assert world["member"].post("/account/member/set_password/", json={"password": "short"}).status_code == 400
+    assert world["member"].post("/account/reader/set_password/", json={"password": "a-new-password"}).status_code == 404
+
+
+def test_variable_type_stream_csv_event_url_and_streamer_reports(cloud: CloudHelper, api: Api, world: World) -> None:
+    variable = f"v--{world.project['slug'][3:]}--5001"
+    var_type = world["reader"].get(f"/variable/{variable}/type/")
+    assert var_type.status_code == 200 and var_type.json()["slug"] == "water-meter-volume"
+    api.data.post([{"stream": world.stream, "timestamp": "2026-01-01T00:00:00Z", "int_value": 7}])
+    csv_text = world["reader"].get(f"/stream/{world.stream}/csv/").text
+    assert csv_text == world["reader"].get("/df/", params={"filter": world.stream, "format": "csv"}).text
+    assert csv_text.splitlines()[0] == "timestamp,value" and csv_text.splitlines()[1].startswith(
+        "2026-01-01T00:00:00Z,"
+    )
+    assert world["outsider"].get(f"/stream/{world.stream}/csv/").status_code in (403, 404)
+    event_stream = f"s--{world.project['slug'][3:]}--0000-0000-0000-0051--5002"
+    plain = api.event.post({"stream": event_stream, "timestamp": "2026-01-01T00:00:00Z", "extra_data": {}})
+    assert world["reader"].get(f"/event/{plain['id']}/url/").json() == {"error": "Event has no data"}
+    assert world["outsider"].get(f"/event/{plain['id']}/url/").status_code == 403
+    streamer = f"t--{world.device[3:]}--0000"
+    assert world["reader"].get(f"/streamer/{streamer}/report/").json()["count"] == 0
+    assert world["owner"].get("/production/device/").status_code == 403
+
+
+NEW_PATHS = [
+    "/note/",
+    "/note/{note_id}/",
+    "/location/",
+    "/alias/",
+    "/alias/{slug}/",
+    "/tap/",
+    "/tap/{tap_id}/",
+    "/propertytemplate/",
+    "/propertytemplate/{template_id}/enum/",
+    "/config/name/",
+    "/config/attr/",
+    "/config/attr/search/",
+    "/key/",
+    "/vartemplate/",
+    "/widget/",
+    "/pt/",
+    "/ot/",
+    "/component/",
+    "/account/{slug}/set_password/",
+    "/org/{slug}/invite/",
+    "/org/{slug}/pending/",
+    "/org/{slug}/devices/",
+    "/project/{project_id}/properties/",
+    "/project/{project_id}/new_property/",
+    "/device/{slug}/health/",
+    "/device/{slug}/mask/",
+    "/device/{slug}/reset/",
+    "/device/{slug}/sg/",
+    "/device/{slug}/status/",
+    "/device/{slug}/template/",
+    "/device/{slug}/trim/",
+    "/device/{slug}/upgrade/",
+    "/device/{slug}/versions/",
+    "/device/{slug}/filterlog/",
+    "/variable/{slug}/type/",
+    "/stream/{slug}/csv/",
+    "/event/{event_id}/url/",
+    "/streamer/{slug}/report/",
+    "/production/device/",
+]
+
+
+def test_new_routes_are_in_the_openapi_description(cloud: CloudHelper) -> None:
+    paths = httpx.get(cloud.url + "/api/schema/").json()["paths"]
+    missing = [p for p in NEW_PATHS if "/api/v1" + p not in paths]
+    assert not missing

@@ -80,10 +80,25 @@ def routers() -> list[Any]:
         orgs,
         reports,
         streams,
+        subroutes,
         templates,
     )
 
-    modules = (misc, auth, orgs, reports, devices, device_actions, streams, data, notes, aliases, configs, templates)
+    modules = (
+        misc,
+        auth,
+        orgs,
+        reports,
+        devices,
+        device_actions,
+        streams,
+        data,
+        notes,
+        aliases,
+        configs,
+        templates,
+        subroutes,
+    )
     return [module.router for module in modules]
 
 

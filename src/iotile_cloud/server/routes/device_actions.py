@@ -265,7 +265,7 @@ def device_upgrade(
 # -- sensor graph, template, versions, filter logs ------------------------------------------------
 
 
-async def _catalog_item(request: Request, principal: Principal, path: str, slug: str | None) -> Response:
+async def catalog_item(request: Request, principal: Principal, path: str, slug: str | None) -> Response:
     """The body of ``GET <path>`` for ``slug``: the same answer the catalog route gives."""
     if slug is None:
         raise not_found()
@@ -286,14 +286,14 @@ async def _catalog_item(request: Request, principal: Principal, path: str, slug:
 async def device_sg(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         device = readable_device(conn, principal, slug)
-    return await _catalog_item(request, principal, "/sg/{slug}/", device.sg)
+    return await catalog_item(request, principal, "/sg/{slug}/", device.sg)
 
 
 @router.get("/device/{slug}/template/", summary="A device's device template")
 async def device_template(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         device = readable_device(conn, principal, slug)
-    return await _catalog_item(request, principal, "/dt/{slug}/", device.template)
+    return await catalog_item(request, principal, "/dt/{slug}/", device.template)
 
 
 @router.get("/device/{slug}/versions/", summary="A device's current OS and app versions (plain list)")

@@ -80,7 +80,10 @@ def _catalog_routes(prefix: str, items: list[dict[str, Any]], what: str) -> None
     router.add_api_route(f"/{prefix}/", page, methods=["GET"], summary=f"{what} (built in)")
     router.add_api_route(f"/{prefix}/", write, methods=["POST"], include_in_schema=False)
     router.add_api_route(f"/{prefix}/{{slug}}/", detail, methods=["GET"], summary=f"One of the {what.lower()}")
-    router.add_api_route(f"/{prefix}/{{slug}}/", write, methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
+    for method in ("PUT", "PATCH", "DELETE"):
+        router.add_api_route(
+            f"/{prefix}/{{slug}}/", write, methods=[method], name=f"{prefix}_{method.lower()}", include_in_schema=False
+        )
 
 
 _catalog_routes("pt", PROJECT_TEMPLATES, "Project templates")
@@ -98,11 +101,25 @@ def _write_only_routes(prefix: str, what: str) -> None:
         raise _refuse_write(principal)
 
     router.add_api_route(f"/{prefix}/", write, methods=["POST"], summary=f"Create {what} (staff; read-only locally)")
-    router.add_api_route(f"/{prefix}/", read, methods=["GET", "DELETE"], include_in_schema=False)
-    router.add_api_route(
-        f"/{prefix}/{{item_id}}/", write, methods=["PUT", "PATCH"], summary=f"Change {what} (staff; read-only locally)"
-    )
-    router.add_api_route(f"/{prefix}/{{item_id}}/", read, methods=["GET", "DELETE"], include_in_schema=False)
+    for method in ("GET", "DELETE"):
+        router.add_api_route(
+            f"/{prefix}/", read, methods=[method], name=f"{prefix}_{method.lower()}", include_in_schema=False
+        )
+        router.add_api_route(
+            f"/{prefix}/{{item_id}}/",
+            read,
+            methods=[method],
+            name=f"{prefix}_item_{method.lower()}",
+            include_in_schema=False,
+        )
+    for method in ("PUT", "PATCH"):
+        router.add_api_route(
+            f"/{prefix}/{{item_id}}/",
+            write,
+            methods=[method],
+            name=f"{prefix}_item_{method.lower()}",
+            summary=f"Change {what} (staff; read-only locally)",
+        )
 
 
 _write_only_routes("vartemplate", "a variable template")
