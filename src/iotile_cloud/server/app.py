@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -22,6 +25,9 @@ from iotile_cloud.server.security import JwtCodec, load_or_create_secret
 
 log = logging.getLogger("iotile_cloud.server")
 API = "/api/v1"
+
+
+DATABASE_FILE = "iotile-cloud.sqlite3"
 
 
 def default_data_dir() -> Path:
@@ -41,7 +47,7 @@ def create_app(
     """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
     folder = Path(data_dir) if data_dir else default_data_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    url = database_url or db.sqlite_url(folder / "iotile-cloud.sqlite3")
+    url = database_url or db.sqlite_url(folder / DATABASE_FILE)
     engine = db.make_engine(url)
     if migrate:
         db.migrate(engine)
@@ -52,6 +58,7 @@ def create_app(
         openapi_url="/api/schema/",
         docs_url="/api/docs/",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.iotile = AppState(
         engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
@@ -64,6 +71,13 @@ def create_app(
 
     console.mount(app, API)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Shutting down (when the server runs the lifespan): this worker's pending counts to the database.
+    await run_in_threadpool(app.state.iotile.close)
 
 
 def routers() -> list[Any]:
@@ -133,7 +147,7 @@ def _install_handlers(app: FastAPI) -> None:
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        request.app.state.iotile.request_count += 1
+        request.app.state.iotile.requests.add()
         response: Response = await call_next(request)
         log.info(
             "%s %s %s %.1fms",

@@ -13,6 +13,7 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
+from iotile_cloud.server.counters import REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
 from iotile_cloud.server.security import JwtCodec, TokenError
 
@@ -82,7 +83,18 @@ class AppState:
     jwt: JwtCodec
     data_dir: Path
     stage: str = "local"
-    request_count: int = 0
+    # Shared by every worker through the database (see counters.py), not held in this process.
+    requests: SharedCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = SharedCounter(self.engine, REQUESTS)
+
+    def close(self) -> None:
+        """At shutdown: write this worker's pending counts, then close the connection pool."""
+        try:
+            self.requests.close()
+        finally:
+            self.engine.dispose()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:

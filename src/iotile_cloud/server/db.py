@@ -255,6 +255,15 @@ streamer_reports = sa.Table(
 )
 
 
+# Numbers every worker adds to (see counters.py): the request count of the test helper.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+
 # Console sign-ins (server/console/): the cookie carries a random token, the table only its SHA-256,
 # so a leaked database does not hand out live sessions. Signing out deletes the row.
 console_sessions = sa.Table(
@@ -411,6 +420,27 @@ def update_row(conn: Any, table: sa.Table, key: str, value: Any, changes: dict[s
     return conn.execute(sa.select(table).where(column == value)).one()
 
 
+def dialect_insert(conn: Any) -> Any:
+    """The dialect's ``insert`` construct (both have ``on_conflict_do_nothing/update``)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def serialize_on(conn: Any, key: str) -> None:
+    """Hold a lock named ``key`` until this transaction ends, across every worker.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite needs nothing: every write transaction
+    starts with ``BEGIN IMMEDIATE`` and so already runs alone.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
+
+
 def new_id(result: Any) -> Any:
     """The primary key of the row an INSERT made."""
     key = result.inserted_primary_key
@@ -550,12 +580,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest Alembic revision."""
+    """Create or upgrade the schema to the newest Alembic revision.
+
+    Safe to call from several processes at once: the upgrade runs under a database-wide lock
+    (SQLite: the ``BEGIN IMMEDIATE`` write lock; PostgreSQL: an advisory lock), so the first caller
+    migrates and the others then find the schema at head.
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as connection:
+        serialize_on(connection, "iotile-cloud:migrate")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

@@ -194,6 +194,34 @@ def device_delete(slug: str, request: Request, principal: Principal = Depends(us
     return Response(status_code=204)
 
 
+@router.post(
+    "/device/{slug}/report-key/",
+    openapi_extra=body_doc(["key"], key="string"),
+    status_code=204,
+    summary="Register the device's 32-byte user key (64 hex digits) for signed reports (who may create devices)",
+)
+def device_report_key(
+    slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    # The HTTP twin of `iotile-cloud admin set-device-key`, so a simulator or a factory line can
+    # register keys on any server it has staff credentials for. Not in the original API.
+    if not principal.can_register_devices:
+        raise restricted()
+    fields = Fields(as_object(body))
+    text = fields.text("key", required=True, allow_blank=False, max_length=64)
+    fields.check()
+    try:
+        key = bytes.fromhex(str(text))
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise APIError(400, {"key": ["Enter 64 hex digits (a 32-byte key)."]})
+    with state(request).write() as conn:
+        row = readable_device(conn, principal, slug)
+        conn.execute(sa.update(db.devices).where(db.devices.c.id == row.id).values(report_key=key.hex()))
+    return Response(status_code=204)
+
+
 # -- claim / unclaim --------------------------------------------------------------------------------
 
 
