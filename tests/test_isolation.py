@@ -78,6 +78,18 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
     location = api.location.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "lat": 1.5, "lon": 2.5})
     alias = api.alias.post({"name": "Secret Alias", "org": org})["slug"]
     tap = api.tap.post({"alias": alias, "timestamp": "2026-01-01T00:00:00Z", "stream": stream})
+    template = api.propertytemplate.post({"org": org, "name": "Secret Template", "type": "str"})
+    with cloud.engine.begin() as conn:  # configuration names are made by staff
+        config_name = db.new_id(
+            conn.execute(
+                sa.insert(db.config_names).values(
+                    name=":secret",
+                    created_on=0,
+                    created_by=sa.select(db.users.c.id).where(db.users.c.slug == "test").scalar_subquery(),
+                )
+            )
+        )
+    config = api.config.attr.post({"target": device, "name": ":secret", "data": {"Secret": 1}})
     point = api.data.get(filter=stream)["results"][0]["id"]
     script = api.ota.script.post({"name": "Secret Script", "org": org})["slug"]
     deployment = api.ota.request.post({"script": script, "org": org, "fleet": fleet, "selection_criteria": []})
@@ -118,6 +130,9 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
         "location": str(location["id"]),
         "alias": alias,
         "tap": str(tap["id"]),
+        "template": str(template["id"]),
+        "config": str(config["id"]),
+        "config_name": str(config_name),
     }
 
 
@@ -140,6 +155,15 @@ def concrete(path: str, w: dict[str, str]) -> str:
         ("/location/{location_id}", w["location"]),
         ("/alias/{slug}", w["alias"]),
         ("/tap/{tap_id}", w["tap"]),
+        ("/propertytemplate/{template_id}", w["template"]),
+        ("/config/attr/{attr_id}", w["config"]),
+        ("/config/name/{name_id}", w["config_name"]),
+        ("/pt/{slug}", "default-template-v1-0-0"),
+        ("/ot/{slug}", "default-template-v1-0-0"),
+        ("/component/{slug}", "none"),
+        ("/vartemplate/{item_id}", "1"),
+        ("/widget/{item_id}", "1"),
+        ("/production/device/{slug}", w["device"]),
         ("/vartype/{slug}", "water-meter-volume"),
         ("/sg/{slug}", "water-meter-v1-1-0"),
         ("/dt/{slug}", "internaltestingtemplate-v1-0-0"),
@@ -166,6 +190,8 @@ def concrete(path: str, w: dict[str, str]) -> str:
         "/note/": f"?target={w['device']}",
         "/location/": f"?target={w['device']}",
         "/tap/": f"?target={w['alias']}",
+        "/config/attr/": f"?target={w['device']}",
+        "/config/attr/search/": f"?target={w['device']}&name=:secret",
     }
     for suffix, q in query.items():
         if path == f"/api/v1{suffix}":
@@ -205,6 +231,10 @@ def body_for(w: dict[str, str]) -> dict[str, Any]:
         "lat": 1.0,
         "lon": 1.0,
         "alias": w["alias"],
+        "firmware": "v2",
+        "start": "2025-01-01T00:00:00Z",
+        "email": "outsider@example.com",
+        "password": "hacked-password",
     }
 
 
@@ -264,6 +294,9 @@ def walk_as(cloud: CloudHelper, world: dict[str, str], headers: dict[str, str], 
                         "/api/v1/sg/",
                         "/api/v1/dt/",
                         "/api/v1/account/",
+                        "/api/v1/pt/",
+                        "/api/v1/ot/",
+                        "/api/v1/config/name/",
                     ), where
             else:
                 assert response.status_code in (400, 403, 404, 405, 406), where

@@ -93,8 +93,10 @@ def routers() -> list[Any]:
     from iotile_cloud.server.routes import (
         aliases,
         auth,
+        configs,
         data,
         datablocks,
+        device_actions,
         devices,
         generated,
         misc,
@@ -103,12 +105,29 @@ def routers() -> list[Any]:
         ota,
         reports,
         streams,
+        subroutes,
+        templates,
     )
 
-    return [
-        module.router
-        for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases, ota, datablocks, generated)
-    ]
+    modules = (
+        misc,
+        auth,
+        orgs,
+        reports,
+        devices,
+        device_actions,
+        streams,
+        data,
+        notes,
+        aliases,
+        configs,
+        templates,
+        subroutes,
+        ota,
+        datablocks,
+        generated,
+    )
+    return [module.router for module in modules]
 
 
 def _install_handlers(app: FastAPI) -> None:

@@ -595,7 +595,7 @@ def _event_id(raw: str) -> int:
         raise APIError(400, {"detail": "Bad Request: Expected an integer database ID"}) from None
 
 
-def _readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
+def readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
     row = conn.execute(sa.select(db.events).where(db.events.c.id == _event_id(raw_id))).first()
     if row is None:
         raise not_found()
@@ -607,14 +607,14 @@ def event_detail(event_id: str, request: Request, principal: Principal = Depends
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
-        row, stream = _readable_event(conn, principal, event_id)
+        row, stream = readable_event(conn, principal, event_id)
         return JSON(serialize.event(row, _stream_info(stream, conn)))
 
 
 @router.get("/event/{event_id}/data/", summary="The data file attached to an event")
 def event_data(event_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
-        row, _ = _readable_event(conn, principal, event_id)
+        row, _ = readable_event(conn, principal, event_id)
     if not row.data_path:
         raise APIError(404, {"error": "Event has no data"})
     path = state(request).data_dir / row.data_path

@@ -387,16 +387,28 @@ def stream_counts(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]
     return {slug: {"data_cnt": count, "has_streamid": not implicit} for slug, implicit, count in rows}
 
 
-@router.get("/device/{slug}/key/", summary="A device-scoped token: ?type=a-jwt (org members)")
+@router.get("/device/{slug}/key/", summary="A device key: ?type=a-jwt (a device-scoped token) or an uploaded type")
 def device_key(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     key_type = request.query_params.get("type", "")
+    if not key_type:
+        raise APIError(400, {"msg": "No type specified"})
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
         if not principal.can_write_data(conn, row.org_id):
             raise forbidden()
-    if key_type != "a-jwt":
-        raise APIError(400, {"detail": f"Unsupported key type {key_type!r}: expected ?type=a-jwt"})
-    return JSON({"key": state(request).jwt.issue_device(row.id, principal.user_id)})
+        if key_type.lower() == "a-jwt":
+            return JSON({"key": state(request).jwt.issue_device(row.id, principal.user_id)})
+        # Other keys are the downloadable ones staff uploaded with POST /key/.
+        secret = conn.execute(
+            sa.select(db.device_keys.c.secret).where(
+                db.device_keys.c.slug == f"d--{int2did(row.id)}",
+                db.device_keys.c.type == key_type.upper(),
+                db.device_keys.c.downloadable.is_(True),
+            )
+        ).scalar()
+    if secret is None:
+        raise APIError(403, {"msg": "No key available"})
+    return JSON({"key": secret})
 
 
 @router.get("/device/{slug}/streamers/", summary="A device's streamers (plain list)")
