@@ -37,7 +37,7 @@ def csrf_of(html: str) -> str:
 
 
 def signed_in(base: str, who: tuple[str, str]) -> httpx.Client:
-    client = httpx.Client(base_url=base)
+    client = httpx.Client(base_url=base, timeout=30)
     form = client.get("/signin")
     answer = client.post(
         "/signin", data={"csrf_token": csrf_of(form.text), "email": who[0], "password": who[1], "next": "/orgs/"}
@@ -77,7 +77,7 @@ def add_points(cloud: CloudHelper, stream: str, ts: np.ndarray, values: np.ndarr
 
 
 def test_sign_in_sets_a_protected_cookie_and_sign_out_revokes_it(cloud: CloudHelper, fleet: dict[str, Any]) -> None:
-    client = httpx.Client(base_url=cloud.url)
+    client = httpx.Client(base_url=cloud.url, timeout=30)
     assert client.get("/orgs/").headers["location"] == "/signin?next=/orgs/"
     form = client.get("/signin")
     bad = client.post("/signin", data={"csrf_token": csrf_of(form.text), "email": USER[0], "password": "wrong"})
@@ -99,13 +99,13 @@ def test_sign_in_sets_a_protected_cookie_and_sign_out_revokes_it(cloud: CloudHel
     out = client.post("/signout", data={"csrf_token": csrf_of(page.text)})
     assert out.status_code == 303 and out.headers["location"] == "/signin"
     # The cookie's session is gone on the server, not only from this browser.
-    replay = httpx.Client(base_url=cloud.url, cookies={COOKIE: stolen})
+    replay = httpx.Client(base_url=cloud.url, cookies={COOKIE: stolen}, timeout=30)
     assert replay.get("/orgs/").status_code == 303
     assert replay.get("/api/v1/org/").status_code == 401
 
 
 def test_sign_in_needs_its_form_token_and_refuses_foreign_redirects(cloud: CloudHelper) -> None:
-    client = httpx.Client(base_url=cloud.url)
+    client = httpx.Client(base_url=cloud.url, timeout=30)
     forged = client.post("/signin", data={"email": USER[0], "password": USER[1]})
     assert forged.status_code == 403 and COOKIE not in forged.cookies
     form = client.get("/signin")
@@ -119,7 +119,7 @@ def test_sign_in_needs_its_form_token_and_refuses_foreign_redirects(cloud: Cloud
 def test_sign_in_with_an_api_token(cloud: CloudHelper) -> None:
     with cloud.engine.connect() as conn:
         token = conn.execute(sa.select(db.users.c.api_token).where(db.users.c.email == USER[0])).scalar_one()
-    client = httpx.Client(base_url=cloud.url)
+    client = httpx.Client(base_url=cloud.url, timeout=30)
     form = client.get("/signin")
     answer = client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": token})
     assert answer.status_code == 303 and client.get("/orgs/").status_code == 200
@@ -132,7 +132,7 @@ def _database(cloud: CloudHelper) -> str:
 
 def test_cookie_is_secure_over_https(cloud: CloudHelper, tmp_path: Path) -> None:
     with LiveServer(tmp_path, _database(cloud), ssl=True) as tls:
-        client = httpx.Client(base_url=tls.url, verify=False)
+        client = httpx.Client(base_url=tls.url, verify=False, timeout=30)
         form = client.get("/signin")
         answer = client.post("/signin", data={"csrf_token": csrf_of(form.text), "email": USER[0], "password": USER[1]})
         cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith(COOKIE + "="))
