@@ -292,9 +292,24 @@ def test_plot_reduces_a_large_range_to_min_max_buckets(cloud: CloudHelper, fleet
     newest = client.get(f"/api/v1/stream/{fleet['stream']}/plot/", params={"width": 100, "lastn": n}).json()
     assert newest == plot
     assert plot["mode"] == "buckets" and len(plot["t"]) <= 100 and plot["count"] == n == sum(plot["n"])
-    size = -(-(int(ts[-1]) - int(ts[0]) + 1) // 100)
+    _same_buckets(plot, ts, values)
+    # A window in the middle: the points on either side stay out of its buckets.
+    start, end = ts[5000] + 1, ts[15000] - 1
+    window = client.get(
+        f"/api/v1/stream/{fleet['stream']}/plot/",
+        params={"width": 100, "start": db.iso(int(start)), "end": db.iso(int(end))},
+    ).json()
+    inside = (ts >= start) & (ts < end)
+    assert window["count"] == inside.sum() == 9999
+    _same_buckets(window, ts[inside], values[inside])
+
+
+def _same_buckets(plot: dict[str, Any], ts: np.ndarray, values: np.ndarray) -> None:
+    """The plot's buckets are numpy's: ``width`` equal spans from the first to the last point."""
+    size = -(-(int(ts[-1]) - int(ts[0]) + 1) // plot["width"])
     bucket = (ts - ts[0]) // size
     gallons = values / 3.785411784
+    assert plot["mode"] == "buckets" and len(plot["t"]) == len(np.unique(bucket))
     for i, b in enumerate(np.unique(bucket)):
         chosen = bucket == b
         assert plot["n"][i] == chosen.sum()
