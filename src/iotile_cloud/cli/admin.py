@@ -9,23 +9,28 @@ from typing import Any
 
 import click
 
-from iotile_cloud.cli.common import data_dir_option, database_option, friendly_errors, needs_extra
+from iotile_cloud.cli.common import (
+    Group,
+    data_dir_option,
+    database_location,
+    database_option,
+    friendly_errors,
+    needs_extra,
+)
 
 
-@click.group()
+@click.group(cls=Group)
 def admin() -> None:
-    """Administer a local server's database directly."""
+    """Work on a local server's database directly (the one `serve` uses)."""
 
 
 @contextmanager
 def _database(database: str | None, data_dir: Path | None) -> Iterator[Any]:
     with needs_extra("server"):
-        from iotile_cloud.server.app import default_data_dir
-        from iotile_cloud.server.db import make_engine, migrate, sqlite_url
+        from iotile_cloud.server.db import make_engine, migrate
 
-    folder = data_dir or default_data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(database or sqlite_url(folder / "iotile-cloud.sqlite3"))
+    url = database_location(database, data_dir)
+    engine = make_engine(url)
     migrate(engine)
     try:
         with engine.begin() as conn:
@@ -39,12 +44,19 @@ def _database(database: str | None, data_dir: Path | None) -> Iterator[Any]:
 @click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
 @click.option("--username", default=None, help="Default: the part of the email before @")
 @click.option("--staff", is_flag=True, help="Give staff rights (see everything with ?staff=1)")
+@click.option("--owner", is_flag=True, help="The local server's owner: may register devices without staff steps")
 @database_option
 @data_dir_option
 def create_user_command(
-    email: str, password: str, username: str | None, staff: bool, database: str | None, data_dir: Path | None
+    email: str,
+    password: str,
+    username: str | None,
+    staff: bool,
+    owner: bool,
+    database: str | None,
+    data_dir: Path | None,
 ) -> None:
-    """Create an active account."""
+    """Create an active account (--owner: the one that registers devices)."""
     with needs_extra("server"):
         import sqlalchemy as sa
 
@@ -62,8 +74,32 @@ def create_user_command(
         ).first()
         if taken:
             raise click.ClickException(f"A user with email {email} or username {username} already exists")
-        create_user(conn, email=email, username=username, password=password, is_staff=staff)
-    click.echo(f"Created {'staff ' if staff else ''}user {username} <{email}>")
+        create_user(conn, email=email, username=username, password=password, is_staff=staff, is_owner=owner)
+    kind = " ".join(word for word, on in (("owner", owner), ("staff", staff)) if on)
+    click.echo(f"Created {kind + ' ' if kind else ''}user {username} <{email}>")
+
+
+@admin.command("set-owner")
+@click.argument("email")
+@click.option("--revoke", is_flag=True, help="Take the owner's rights away instead")
+@database_option
+@data_dir_option
+def set_owner(email: str, revoke: bool, database: str | None, data_dir: Path | None) -> None:
+    """Make an existing account the local server's owner (it may register devices)."""
+    with needs_extra("server"):
+        import sqlalchemy as sa
+
+        from iotile_cloud.server import db
+
+    with _database(database, data_dir) as conn:
+        done = conn.execute(
+            sa.update(db.users)
+            .where(sa.or_(db.users.c.email == email.lower(), db.users.c.slug == email.lower()))
+            .values(is_owner=not revoke)
+        ).rowcount
+        if not done:
+            raise click.ClickException(f"No account {email} in this database")
+    click.echo(f"{email} is {'no longer' if revoke else 'now'} an owner of this server")
 
 
 @admin.command("set-device-key")

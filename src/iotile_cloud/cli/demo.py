@@ -1,82 +1,89 @@
 """``iotile-cloud demo``: the whole journey on an embedded local cloud, in a few seconds.
 
 A server starts on SQLite (a temporary folder unless ``--data-dir``), a demo account gets an org,
-a project, two water meters and an environmental pod with a week of 15-minute readings, and then
-the client does what a user would: log in, list devices, download a stream and sum the water used.
+a project, two water meters and an environmental pod with a week of simulated streamer reports
+(``iotile_cloud.simulate``), and then the client does what a user would: log in, list devices,
+download a stream and sum the water used.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import math
-import random
 import secrets
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
 from iotile_cloud.cli.common import data_dir_option, friendly_errors, needs_extra
-from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug
+from iotile_cloud.utils.gid import IOTileStreamSlug
 
 EMAIL = "demo@example.com"
-WEEK = 7 * 24 * 4  # 15-minute readings
-
-
-def _readings(slug: str, start: dt.datetime, raw: list[int]) -> list[dict[str, object]]:
-    return [
-        {
-            "stream": slug,
-            "timestamp": (start + dt.timedelta(minutes=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "int_value": value,
-        }
-        for i, value in enumerate(raw)
-    ]
+TEMPLATE = "1d1p2bt101es-v2-0-0"
 
 
 @click.command()
 @data_dir_option
-def demo(data_dir: Path | None) -> None:
-    """Start an embedded local cloud, fill it with a week of readings and walk through the client."""
+@click.option("--serve", "keep_serving", is_flag=True, help="Keep the server running afterwards (Ctrl+C stops it)")
+def demo(data_dir: Path | None, keep_serving: bool) -> None:
+    """Run a local cloud with a week of readings and tour it."""
     with needs_extra("server"):
         import iotile_cloud.server.run  # noqa: F401  (fails early and clearly without the [server] extra)
 
     with friendly_errors():
-        run_demo(data_dir)
+        run_demo(data_dir, keep_serving=keep_serving)
 
 
-def run_demo(data_dir: Path | None = None) -> None:
+def _demo_account(conn: Any, password: str) -> None:
+    """The demo account owns the server (it registers devices); a second run reuses it with a new password."""
     import sqlalchemy as sa
 
-    from iotile_cloud.api.connection import Api
     from iotile_cloud.server import db
     from iotile_cloud.server.routes.auth import create_user
+    from iotile_cloud.server.security import hash_password
+
+    found = conn.execute(sa.select(db.users.c.id).where(db.users.c.email == EMAIL)).first()
+    if found is None:
+        create_user(conn, email=EMAIL, username=f"demo{secrets.randbelow(10**6)}", password=password, is_owner=True)
+    else:
+        conn.execute(
+            sa.update(db.users)
+            .where(db.users.c.id == found.id)
+            .values(password_hash=hash_password(password), is_owner=True, is_active=True)
+        )
+
+
+def run_demo(data_dir: Path | None = None, *, keep_serving: bool = False) -> None:
+    """The tour; without ``data_dir`` everything lives in a temporary folder that is removed at the end."""
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="iotile-cloud-demo-")))
+        else:
+            folder = Path(data_dir)
+        _tour(folder, keep_serving)
+
+
+def _tour(folder: Path, keep_serving: bool) -> None:
+    from iotile_cloud.api.connection import Api
     from iotile_cloud.server.run import LiveServer
+    from iotile_cloud.simulate import backfill
     from iotile_cloud.stream.data import StreamData
     from iotile_cloud.stream.report import AccumulationReportGenerator
 
     started = time.perf_counter()
-    folder = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="iotile-cloud-demo-"))
     password = secrets.token_urlsafe(12)
-    rng = random.Random(42)
     with LiveServer(folder) as server:
         click.echo(f"Local IOTile Cloud running at {server.url} (data in {folder})")
         with server.engine.begin() as conn:
-            conn.execute(sa.delete(db.users).where(db.users.c.email == EMAIL))
-            create_user(conn, email=EMAIL, username=f"demo{secrets.randbelow(10**6)}", password=password)
-            first = (conn.execute(sa.select(sa.func.max(db.devices.c.id))).scalar() or 0) + 1
-            kinds = [
-                ("water-meter-v1-1-0", "Well pump"),
-                ("water-meter-v1-1-0", "Irrigation line"),
-                ("environmental-v1-0-0", "Greenhouse pod"),
-            ]
-            for offset, (sg, label) in enumerate(kinds):
-                conn.execute(
-                    sa.insert(db.devices).values(
-                        id=first + offset, label=label, sg=sg, template="1d1p2bt101es-v2-0-0", created_on=db.now_us()
-                    )
-                )
+            _demo_account(conn, password)
+        kinds = [
+            ("water-meter-v1-1-0", "Well pump"),
+            ("water-meter-v1-1-0", "Irrigation line"),
+            ("environmental-v1-0-0", "Greenhouse pod"),
+        ]
 
         # -- the user's journey, all through the client ------------------------------------------
         api = Api(server.url)
@@ -86,33 +93,20 @@ def run_demo(data_dir: Path | None = None) -> None:
         project = api.project.post({"name": "North Field", "org": org["slug"]})
         # Variables belong to a project: a pod measuring temperature on 5001 needs its own.
         greenhouse = api.project.post({"name": "Greenhouse", "org": org["slug"]})
-        devices = [str(IOTileDeviceSlug(first + i)) for i in range(len(kinds))]
+        # The demo account owns this server, so it registers its devices itself (no staff steps).
+        devices = [api.device.post({"label": label, "sg": sg, "template": TEMPLATE})["slug"] for sg, label in kinds]
         for device, target in zip(devices, (project, project, greenhouse), strict=True):
             api.device.claim.post({"device": device, "project": target["id"]})
 
         now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
         start = now - dt.timedelta(days=7)
-        points = []
-        for device in devices[:2]:
-            slug = str(IOTileStreamSlug.build(project["slug"], device, "5001"))
-            points += _readings(
-                slug, start, [rng.randint(0, 40) if 6 <= (i // 4) % 24 <= 20 else 0 for i in range(WEEK)]
-            )
+        # Simulated devices upload streamer reports as a gateway would (reboots, late and repeated uploads).
+        sim = backfill(api.client, [(d, sg) for d, (sg, _) in zip(devices, kinds, strict=True)], start, now, seed=42)
+        click.echo(
+            f"Uploaded {sim.stats.readings_sent} readings in {sim.stats.uploads} streamer reports for one week "
+            f"({start:%Y-%m-%d} to {now:%Y-%m-%d})\n"
+        )
         pod = devices[2]
-        daily = [math.sin(2 * math.pi * ((i / 4) % 24 - 8) / 24) for i in range(WEEK)]
-        points += _readings(
-            str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5001")),
-            start,
-            [int((21 + 6 * d + rng.gauss(0, 0.3)) * 100) for d in daily],
-        )
-        points += _readings(
-            str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5002")),
-            start,
-            [int((60 - 15 * d + rng.gauss(0, 1)) * 100) for d in daily],
-        )
-        for i in range(0, len(points), 2000):
-            api.data.post(points[i : i + 2000])
-        click.echo(f"Uploaded {len(points)} readings for one week ({start:%Y-%m-%d} to {now:%Y-%m-%d})\n")
 
         click.echo("Devices:")
         for row in api.device.iterate(org__slug=org["slug"]):
@@ -144,5 +138,11 @@ def run_demo(data_dir: Path | None = None) -> None:
         for slug, row in sorted(report["streams"].items()):
             click.echo(f"  {slug}  {row['sum']:10.1f} {row['units']}")
         click.echo(f"  {'total':<41}{report['total']:10.1f}")
+        click.echo(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")
+        click.echo(f"Console: {server.url}/  (log in as {EMAIL}, password {password})")
+        if keep_serving:
+            click.echo("Serving until Ctrl+C ...")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
         api.logout()
-    click.echo(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")

@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from iotile_cloud.cli.common import friendly_errors, logged_in_client, received_time
+from iotile_cloud.cli.common import Group, friendly_errors, logged_in_client, received_time
 from iotile_cloud.reports import (
     DictionaryReport,
     Reading,
@@ -81,7 +81,7 @@ def report_summary(report: Any, received: dt.datetime) -> dict[str, Any]:
     }
 
 
-@click.group()
+@click.group(cls=Group)
 def report() -> None:
     """Inspect and build streamer reports; compute accumulation reports."""
 
@@ -163,8 +163,10 @@ def build(
 ) -> None:
     """Build a report from a CSV with columns stream,reading_id,raw_timestamp,value (header required).
 
-    ``stream`` is hex (5001) or 0x-prefixed; ``raw_timestamp`` may be replaced by a ``timestamp``
-    column of UTC times, which become real-time-clock readings.
+    \b
+    stream         hex (5001) or 0x-prefixed (0x5001)
+    raw_timestamp  device uptime in seconds; or give a "timestamp" column of UTC
+                   times instead, which become real-time-clock readings
     """
     from iotile_cloud.reports.timestamps import RTC_BIT, Y2K
     from iotile_cloud.utils.gid import IOTileDeviceSlug

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from iotile_cloud.cli.common import friendly_errors, logged_in_client, received_time
+from iotile_cloud.cli.common import Group, friendly_errors, logged_in_client, received_time
 
 
-@click.group()
+@click.group(cls=Group)
 def upload() -> None:
     """Upload streamer reports and events."""
 
@@ -19,13 +20,22 @@ def upload() -> None:
 @click.option("--received", default=None, help="When the gateway received them (UTC); default now")
 @click.option("--domain", default=None, help="Server (default: last login)")
 def upload_report(files: tuple[Path, ...], received: str | None, domain: str | None) -> None:
-    """Upload report files (.bin, .json, .mp); prints the server's count for each."""
+    """Upload report files (.bin, .json, .mp); prints what was new for each."""
     when = received_time(received)
     with friendly_errors():
         client = logged_in_client(domain)
         for path in files:
             answer = client.upload_report(path, received=when)
-            click.echo(f"{path}: {answer.get('count')} readings accepted")
+            click.echo(f"{path}: {describe_upload(answer)}")
+
+
+def describe_upload(answer: dict[str, Any]) -> str:
+    """What the server stored; servers that only answer ``count`` (the original) get the plain count."""
+    count = answer.get("count")
+    if "stored" not in answer:
+        return f"{count} readings received by the server"
+    text = f"{answer['stored']} new readings stored, {answer.get('duplicates', 0)} already there"
+    return text + (f", {answer['events']} events" if answer.get("events") else "")
 
 
 @upload.command("event")

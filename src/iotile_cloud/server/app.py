@@ -4,22 +4,30 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from iotile_cloud import __version__
 from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
 from iotile_cloud.server.security import JwtCodec, load_or_create_secret
 
 log = logging.getLogger("iotile_cloud.server")
 API = "/api/v1"
+
+
+DATABASE_FILE = "iotile-cloud.sqlite3"
 
 
 def default_data_dir() -> Path:
@@ -29,12 +37,17 @@ def default_data_dir() -> Path:
 
 
 def create_app(
-    database_url: str | None = None, data_dir: Path | str | None = None, *, migrate: bool = True, stage: str = "local"
+    database_url: str | None = None,
+    data_dir: Path | str | None = None,
+    *,
+    migrate: bool = True,
+    stage: str = "local",
+    limits: BodyLimits | None = None,
 ) -> FastAPI:
     """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
     folder = Path(data_dir) if data_dir else default_data_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    url = database_url or db.sqlite_url(folder / "iotile-cloud.sqlite3")
+    url = database_url or db.sqlite_url(folder / DATABASE_FILE)
     engine = db.make_engine(url)
     if migrate:
         db.migrate(engine)
@@ -45,6 +58,7 @@ def create_app(
         openapi_url="/api/schema/",
         docs_url="/api/docs/",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.iotile = AppState(
         engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
@@ -52,17 +66,25 @@ def create_app(
     _install_handlers(app)
     for router in routers():
         app.include_router(router, prefix=API)
+    app.add_middleware(BodyLimitMiddleware, api=app, limits=limits or BodyLimits())
     from iotile_cloud.server import console
 
     console.mount(app, API)
     return app
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Shutting down (when the server runs the lifespan): this worker's pending counts to the database.
+    await run_in_threadpool(app.state.iotile.close)
+
+
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import auth, data, devices, misc, orgs, reports, streams
+    from iotile_cloud.server.routes import aliases, auth, data, devices, misc, notes, orgs, reports, streams
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data)]
+    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases)]
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -88,13 +110,15 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, error: Exception) -> Response:
+        if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
+            return JSON({"detail": "Client disconnected."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        request.app.state.iotile.request_count += 1
+        request.app.state.iotile.requests.add()
         response: Response = await call_next(request)
         log.info(
             "%s %s %s %.1fms",

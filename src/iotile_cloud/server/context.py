@@ -13,7 +13,8 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
-from iotile_cloud.server.http import APIError, flag, not_authenticated
+from iotile_cloud.server.counters import REQUESTS, SharedCounter
+from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
 from iotile_cloud.server.security import JwtCodec, TokenError
 
 ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
@@ -82,7 +83,18 @@ class AppState:
     jwt: JwtCodec
     data_dir: Path
     stage: str = "local"
-    request_count: int = 0
+    # Shared by every worker through the database (see counters.py), not held in this process.
+    requests: SharedCounter = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.requests = SharedCounter(self.engine, REQUESTS)
+
+    def close(self) -> None:
+        """At shutdown: write this worker's pending counts, then close the connection pool."""
+        try:
+            self.requests.close()
+        finally:
+            self.engine.dispose()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -129,6 +141,11 @@ class Principal:
         """Staff see everything, but only when they ask with ``?staff=1``."""
         return self.is_staff and self.staff_arg
 
+    @property
+    def can_register_devices(self) -> bool:
+        """Staff with ``?staff=1`` (as on the original), or the local server's owner (``users.is_owner``)."""
+        return self.staff_view or bool(self.user is not None and self.user.is_owner)
+
     def role(self, conn: Connection, org_id: str | None) -> str | None:
         if self.user is None or org_id is None:
             return None
@@ -163,10 +180,23 @@ class Principal:
             )
         )
 
-    def check_device(self, device_id: int) -> None:
-        """A device token may only act for its own device."""
+    def check_device(self, device_id: int | None) -> None:
+        """A device token may only act for its own device (objects of no device are out of its reach)."""
         if self.device_scope is not None and self.device_scope != device_id:
             raise APIError(403, {"detail": "This device token may only act for its own device."})
+
+    def authorize(self, conn: Connection, org_id: str | None, device_id: int | None, write: bool = False) -> None:
+        """The one access check for an object of ``org_id`` belonging to ``device_id`` (None: no device)."""
+        self.check_device(device_id)
+        if not (self.can_write_data(conn, org_id) if write else self.can_read(conn, org_id)):
+            raise forbidden()
+
+    def visible(self, org_column: Any, device_column: Any) -> Any:
+        """A WHERE clause: rows of the caller's orgs and, for a device token, of its own device only."""
+        clause = self.org_filter(org_column)
+        if self.device_scope is not None:
+            clause = sa.and_(clause, device_column == self.device_scope)
+        return clause
 
 
 def _authenticate(request: Request) -> Principal:
@@ -208,17 +238,25 @@ def _authenticate(request: Request) -> Principal:
     return Principal(user=user, device_scope=device_scope, staff_arg=staff_arg)
 
 
-def current_user(request: Request) -> Principal:
-    """Dependency: an authenticated caller (401 otherwise)."""
+def device_or_user(request: Request) -> Principal:
+    """Dependency: an authenticated user, or a device token (``a-jwt``).
+
+    Only routes that scope every object they touch to ``principal.device_scope`` (through
+    ``Principal.authorize``/``visible``/``check_device``) may declare it; every other route refuses
+    device tokens, so a new route is closed to them by default.
+    """
     principal = _authenticate(request)
     if not principal.is_authenticated:
         raise not_authenticated()
     return principal
 
 
-def user_only(request: Request) -> Principal:
-    """Dependency: an authenticated user acting as themselves (device tokens refused)."""
-    principal = current_user(request)
+def current_user(request: Request) -> Principal:
+    """Dependency: an authenticated user acting as themselves (401 otherwise; device tokens get 403)."""
+    principal = device_or_user(request)
     if principal.device_scope is not None:
         raise APIError(403, {"detail": "A device token cannot be used for this action."})
     return principal
+
+
+user_only = current_user

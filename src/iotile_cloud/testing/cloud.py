@@ -47,11 +47,11 @@ class CloudHelper:
 
     @property
     def request_count(self) -> int:
-        return int(self.server.app.state.iotile.request_count)
+        return int(self.server.app.state.iotile.requests.value)
 
     @request_count.setter
     def request_count(self, value: int) -> None:
-        self.server.app.state.iotile.request_count = value
+        self.server.app.state.iotile.requests.reset(value)
 
     def reset(self) -> None:
         """Empty every table (as if the server were new) and zero the request count."""

@@ -158,6 +158,7 @@ def create_user(
     name: str = "",
     tagline: str = "",
     is_staff: bool = False,
+    is_owner: bool = False,
 ) -> Any:
     """Insert a user (shared by signup, ``admin create-user`` and the test fixtures)."""
     now = db.now_us()
@@ -172,6 +173,7 @@ def create_user(
                 password_hash=hash_password(password),
                 api_token=new_api_token(),
                 is_staff=is_staff,
+                is_owner=is_owner,
                 is_active=True,
                 created_at=now,
                 updated_at=now,

@@ -1,7 +1,7 @@
 """console sessions
 
 Revision ID: console
-Revises: 0001
+Revises: cli
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "console"
-down_revision = "0001"
+down_revision = "cli"
 branch_labels = None
 depends_on = None
 
