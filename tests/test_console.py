@@ -174,14 +174,15 @@ def test_the_api_accepts_the_cookie_but_writes_need_the_csrf_header(cloud: Cloud
     assert _projects(cloud, "Via cookie") == 1
 
 
-def test_register_device_is_for_staff_admins(cloud: CloudHelper, fleet: dict[str, Any]) -> None:
+@pytest.mark.parametrize("power", ["is_staff", "is_owner"])
+def test_register_device_is_for_staff_or_the_owner(cloud: CloudHelper, fleet: dict[str, Any], power: str) -> None:
     client = signed_in(cloud.url, USER)
     page = client.get(f"/projects/{fleet['project']}/")
     assert "Register a device" not in page.text
     data = {"csrf_token": csrf_of(page.text), "sg": "water-meter-v1-1-0", "template": "1d1p2bt101es-v2-0-0"}
     assert client.post(f"/projects/{fleet['project']}/devices", data=data).status_code == 403
     with cloud.engine.begin() as conn:
-        conn.execute(sa.update(db.users).where(db.users.c.email == USER[0]).values(is_staff=True))
+        conn.execute(sa.update(db.users).where(db.users.c.email == USER[0]).values({power: True}))
         before = conn.execute(sa.select(sa.func.count()).select_from(db.devices)).scalar_one()
     assert "Register a device" in client.get(f"/projects/{fleet['project']}/").text
     bad = client.post(f"/projects/{fleet['project']}/devices", data=data | {"sg": "no-such-graph"})

@@ -343,7 +343,7 @@ def _project_page(request: Request, who: Viewer, project_id: str, form_error: st
         if q:
             query = query.where(sa.or_(db.devices.c.label.ilike(_like(q), escape="\\"), *_device_id_match(q)))
         rows, pages = paged(conn, request, query, [db.devices.c.id])
-        can_register = who.principal.is_staff and who.principal.can_admin(conn, org.id)
+        can_register = _registrar(who).can_register_devices and who.principal.can_admin(conn, org.id)
     return render(
         request,
         "project.html",
@@ -362,6 +362,11 @@ def _project_page(request: Request, who: Viewer, project_id: str, form_error: st
     )
 
 
+def _registrar(who: Viewer) -> Principal:
+    """The signed-in user acting with the staff flag (the console's forms have no ``?staff=1``)."""
+    return Principal(user=who.user, staff_arg=True)
+
+
 def _device_id_match(q: str) -> list[Any]:
     """A search for ``d--...``, ``0x1a`` or a bare hex id also finds the device with that id."""
     text = q.lower().removeprefix("d--").removeprefix("0x").replace("-", "")
@@ -378,15 +383,18 @@ def project_page(project_id: str, request: Request) -> Response:
 
 @router.post("/projects/{project_id}/devices")
 async def device_new(project_id: str, request: Request) -> Response:
-    """Register a device: the API's staff device creation, then its claim into this project."""
+    """Register a device: the API's device creation (staff or the server's owner), then its claim
+    into this project."""
     who = viewer(request)
     form = await checked_form(request, who)
     with state(request).read() as conn:
         project = orgs.visible_project(conn, who.principal, project_id)
-        if not (who.principal.is_staff and who.principal.can_admin(conn, project.org_id)):
-            raise APIError(403, {"detail": "Only staff administrators of this organisation register devices."})
+        staff = _registrar(who)
+        if not (staff.can_register_devices and who.principal.can_admin(conn, project.org_id)):
+            raise APIError(
+                403, {"detail": "Only the server's owner or staff, as admins of this organisation, register devices."}
+            )
     body = {k: form[k] for k in ("label", "sg", "template") if form.get(k)}
-    staff = Principal(user=who.user, staff_arg=True)
     try:
         created = api_answer(devices.device_create(request, body=body, principal=staff))
         devices.device_claim(request, body={"device": created["slug"], "project": project.id}, principal=staff)
