@@ -374,3 +374,13 @@ def test_live_feed_sees_points_written_through_another_server_process(
     ) as response:
         _, data = next(_events(response))
     assert len(orjson.loads(data)) == 2
+
+
+def test_device_page_shows_notes_written_through_the_api(cloud: CloudHelper, fleet: dict[str, Any]) -> None:
+    client = signed_in(cloud.url, USER)
+    token = csrf_of(client.get("/orgs/").text)
+    note = {"target": fleet["device"], "timestamp": "2026-01-01T00:00:00Z", "note": "Valve <b>replaced</b>"}
+    answer = client.post("/api/v1/note/", json=note, headers={"X-CSRFToken": token})
+    assert answer.status_code == 201, answer.text
+    page = client.get(f"/devices/{fleet['device']}/").text
+    assert "Valve &lt;b&gt;replaced&lt;/b&gt;" in page and "2026-01-01T00:00:00Z" in page

@@ -25,7 +25,7 @@ from iotile_cloud.server import catalog, db, serialize
 from iotile_cloud.server.console import session as sessions
 from iotile_cloud.server.context import ROLE_NAMES, Principal, state
 from iotile_cloud.server.http import APIError, Pager
-from iotile_cloud.server.routes import auth, devices, orgs, reports
+from iotile_cloud.server.routes import auth, devices, notes, orgs, reports
 from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.server.security import check_password
 from iotile_cloud.utils.gid import int2did, int2pid
@@ -440,7 +440,11 @@ def _device_context(conn: Connection, request: Request, who: Viewer, slug: str) 
     properties = conn.execute(
         sa.select(db.properties).where(db.properties.c.target == device_slug).order_by(db.properties.c.name)
     ).all()
+    recent_notes = conn.execute(
+        sa.select(db.notes).where(db.notes.c.target == device_slug).order_by(db.notes.c.ts.desc()).limit(10)
+    ).all()
     return {
+        "notes": [notes.note_body(n, lk) for n in recent_notes],
         "device": device,
         "device_slug": device_slug,
         "project": project,
