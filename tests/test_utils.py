@@ -18,8 +18,8 @@ def test_mdo_compute_and_reverse() -> None:
     assert helper.compute_reverse(6.5) == 4
     assert helper.compute_value(4) == 6.5  # README name
     assert str(helper) == "0.5+3.0x/2.0"
-    assert str(MdoHelper(2, 1)) == "2x/1"
-    assert str(MdoHelper(2, 1, 0)) == "0+2x/1"  # an offset of 0 is an offset
+    assert str(MdoHelper(m=3, d=2, o=0.5)) == "0.5+3.0x/2.0"  # floats, as 0.9.14 printed them
+    assert str(MdoHelper(2, 1)) == str(MdoHelper(2, 1, 0)) == "2.0x/1.0"
 
 
 def test_mdo_float_order_matches_the_server() -> None:

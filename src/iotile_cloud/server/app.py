@@ -11,11 +11,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from iotile_cloud import __version__
 from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
 from iotile_cloud.server.security import JwtCodec, load_or_create_secret
 
 log = logging.getLogger("iotile_cloud.server")
@@ -29,7 +31,12 @@ def default_data_dir() -> Path:
 
 
 def create_app(
-    database_url: str | None = None, data_dir: Path | str | None = None, *, migrate: bool = True, stage: str = "local"
+    database_url: str | None = None,
+    data_dir: Path | str | None = None,
+    *,
+    migrate: bool = True,
+    stage: str = "local",
+    limits: BodyLimits | None = None,
 ) -> FastAPI:
     """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
     folder = Path(data_dir) if data_dir else default_data_dir()
@@ -52,14 +59,18 @@ def create_app(
     _install_handlers(app)
     for router in routers():
         app.include_router(router, prefix=API)
+    app.add_middleware(BodyLimitMiddleware, api=app, limits=limits or BodyLimits())
+    from iotile_cloud.server import console
+
+    console.mount(app, API)
     return app
 
 
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import auth, data, devices, misc, orgs, reports, streams
+    from iotile_cloud.server.routes import aliases, auth, data, devices, misc, notes, orgs, reports, streams
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data)]
+    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases)]
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -85,6 +96,8 @@ def _install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def crash(request: Request, error: Exception) -> Response:
+        if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
+            return JSON({"detail": "Client disconnected."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 

@@ -13,7 +13,7 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
-from iotile_cloud.server.http import APIError, flag, not_authenticated
+from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
 from iotile_cloud.server.security import JwtCodec, TokenError
 
 ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
@@ -168,17 +168,32 @@ class Principal:
             )
         )
 
-    def check_device(self, device_id: int) -> None:
-        """A device token may only act for its own device."""
+    def check_device(self, device_id: int | None) -> None:
+        """A device token may only act for its own device (objects of no device are out of its reach)."""
         if self.device_scope is not None and self.device_scope != device_id:
             raise APIError(403, {"detail": "This device token may only act for its own device."})
+
+    def authorize(self, conn: Connection, org_id: str | None, device_id: int | None, write: bool = False) -> None:
+        """The one access check for an object of ``org_id`` belonging to ``device_id`` (None: no device)."""
+        self.check_device(device_id)
+        if not (self.can_write_data(conn, org_id) if write else self.can_read(conn, org_id)):
+            raise forbidden()
+
+    def visible(self, org_column: Any, device_column: Any) -> Any:
+        """A WHERE clause: rows of the caller's orgs and, for a device token, of its own device only."""
+        clause = self.org_filter(org_column)
+        if self.device_scope is not None:
+            clause = sa.and_(clause, device_column == self.device_scope)
+        return clause
 
 
 def _authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     staff_arg = flag(request, "staff")
     if not header.strip():
-        return Principal(user=None, staff_arg=staff_arg)
+        from iotile_cloud.server.console.session import cookie_user
+
+        return Principal(user=cookie_user(request), staff_arg=staff_arg)
     scheme, _, credential = header.strip().partition(" ")
     scheme = scheme.lower()
     credential = credential.strip()
@@ -211,17 +226,25 @@ def _authenticate(request: Request) -> Principal:
     return Principal(user=user, device_scope=device_scope, staff_arg=staff_arg)
 
 
-def current_user(request: Request) -> Principal:
-    """Dependency: an authenticated caller (401 otherwise)."""
+def device_or_user(request: Request) -> Principal:
+    """Dependency: an authenticated user, or a device token (``a-jwt``).
+
+    Only routes that scope every object they touch to ``principal.device_scope`` (through
+    ``Principal.authorize``/``visible``/``check_device``) may declare it; every other route refuses
+    device tokens, so a new route is closed to them by default.
+    """
     principal = _authenticate(request)
     if not principal.is_authenticated:
         raise not_authenticated()
     return principal
 
 
-def user_only(request: Request) -> Principal:
-    """Dependency: an authenticated user acting as themselves (device tokens refused)."""
-    principal = current_user(request)
+def current_user(request: Request) -> Principal:
+    """Dependency: an authenticated user acting as themselves (401 otherwise; device tokens get 403)."""
+    principal = device_or_user(request)
     if principal.device_scope is not None:
         raise APIError(403, {"detail": "A device token cannot be used for this action."})
     return principal
+
+
+user_only = current_user

@@ -255,6 +255,154 @@ streamer_reports = sa.Table(
 )
 
 
+# Console sign-ins (server/console/): the cookie carries a random token, the table only its SHA-256,
+# so a leaked database does not hand out live sessions. Signing out deletes the row.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("expires_at", Micros, nullable=False),
+)
+
+
+# -- notes, locations, aliases, templates, configuration, keys, invitations (the rest of the API) --
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False, index=True),
+    sa.Column("ts", Micros, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    # 'ui' user notes; 'si' system notes (configuration changes, resets)
+    sa.Column("type", sa.String(2), nullable=False, server_default="ui"),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+device_locations = sa.Table(
+    "device_locations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False, index=True),
+    sa.Column("ts", Micros, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+stream_aliases = sa.Table(
+    "stream_aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+stream_alias_taps = sa.Table(
+    "stream_alias_taps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("alias_id", sa.Integer, sa.ForeignKey("stream_aliases.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("ts", Micros, nullable=False),
+    sa.Column("stream_pk", sa.Integer, sa.ForeignKey("streams.pk", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+property_templates = sa.Table(
+    "property_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(48), nullable=False),
+    sa.Column("type", sa.String(4), nullable=False, server_default="str"),
+    sa.Column("default", sa.String(256), nullable=False, server_default=""),
+    sa.Column("extra", sa.Text, nullable=True),  # JSON
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("org_id", "name", name="uq_property_templates_org_name"),
+)
+
+property_template_enums = sa.Table(
+    "property_template_enums",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("property_templates.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("template_id", "value", name="uq_property_template_enums_template_value"),
+)
+
+config_names = sa.Table(
+    "config_names",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("tags", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+config_attrs = sa.Table(
+    "config_attrs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("name_id", sa.Integer, sa.ForeignKey("config_names.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("data", sa.Text, nullable=True),  # JSON
+    sa.Column("updated_on", Micros, nullable=False),
+    sa.Column("updated_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("target", "name_id", name="uq_config_attrs_target_name"),
+)
+
+device_keys = sa.Table(
+    "device_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(24), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("downloadable", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("slug", "type", name="uq_device_keys_slug_type"),
+)
+
+# Health settings and the data mask of a device (one row, made on first use).
+device_status = sa.Table(
+    "device_status",
+    metadata,
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("health_check_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("health_check_period", sa.Integer, nullable=False, server_default="7200"),
+    sa.Column("notification_recipients", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("mask_start", Micros, nullable=True),
+    sa.Column("mask_end", Micros, nullable=True),
+)
+
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("role", sa.String(2), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("accepted_on", Micros, nullable=True),
+    sa.UniqueConstraint("org_id", "email", name="uq_invitations_org_email"),
+)
+
+
 def update_row(conn: Any, table: sa.Table, key: str, value: Any, changes: dict[str, Any]) -> Any:
     """Apply ``changes`` (if any) to the row whose ``key`` column is ``value``; return the fresh row."""
     column = table.c[key]

@@ -93,21 +93,19 @@ async def json_body(request: Request) -> Any:
     """
     ctype = request.headers.get("content-type", "")
     if ctype.startswith(("multipart/form-data", "application/x-www-form-urlencoded")):
-        form = await request.form()
+        try:
+            form = await request.form(max_files=0, max_fields=100)
+        except APIError:
+            raise
+        except Exception as error:  # a malformed form body, or one with too many parts
+            raise APIError(400, {"detail": f"Form parse error - {error}"}) from None
         return {k: v for k, v in form.items()}
+    from iotile_cloud.server.limits import loads_json  # limits builds on this module's APIError
+
     raw = await request.body()
     if not raw.strip():
         return None
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    import json  # only for the error text, which matches the original server's
-
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise APIError(400, {"detail": f"JSON parse error - {error}"}) from None
+    return loads_json(raw)
 
 
 def as_object(body: Any) -> dict[str, Any]:

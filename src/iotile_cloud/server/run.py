@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -14,11 +15,69 @@ import time
 from pathlib import Path
 from typing import Any
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from iotile_cloud.server.app import create_app
+from iotile_cloud.server.limits import BodyLimits
 
 __all__ = ["serve", "LiveServer", "ServerProcess", "self_signed_cert"]
+
+
+# A request head must arrive whole within this many seconds (slow-header clients are dropped), and
+# at most this many connections are served at once (more get 503 rather than exhausting descriptors).
+HEAD_TIMEOUT = 10.0
+MAX_CONNECTIONS = 512
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline on each request head.
+
+    uvicorn times out idle keep-alive connections only after a response; a client that connects and
+    then trickles its headers (slowloris) would otherwise hold its connection for ever.
+    """
+
+    _head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._watch_head()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_head()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+        super().connection_lost(exc)
+
+    def _watch_head(self) -> None:
+        waiting = self.conn.their_state is h11.IDLE
+        if waiting and self._head_deadline is None:
+            self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._drop)
+        elif not waiting and self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _drop(self) -> None:
+        self._head_deadline = None
+        if self.conn.their_state is h11.IDLE:
+            self.timeout_keep_alive_handler()
+
+
+def uvicorn_options() -> dict[str, Any]:
+    """Connection limits every way of running the server shares."""
+    return {
+        "http": GuardedH11Protocol,
+        "limit_concurrency": MAX_CONNECTIONS,
+        "timeout_keep_alive": 5,
+        "h11_max_incomplete_event_size": 16 * 1024,
+        # Our middleware logs one line per request; uvicorn's own access log would double it.
+        "access_log": False,
+        "lifespan": "off",
+    }
 
 
 def serve(
@@ -27,6 +86,7 @@ def serve(
     database_url: str | None = None,
     data_dir: Path | None = None,
     log_level: str = "info",
+    limits: BodyLimits | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; uvicorn finishes open requests before it exits."""
     logging.basicConfig(
@@ -35,9 +95,8 @@ def serve(
     )
     # Alembic announces its context on every start; only its warnings matter here.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
-    app = create_app(database_url, data_dir)
-    # Our middleware logs one line per request; uvicorn's own access log would double it.
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, lifespan="off")
+    app = create_app(database_url, data_dir, limits=limits)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options())
 
 
 def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
@@ -99,7 +158,7 @@ class LiveServer:
             options = {"ssl_keyfile": str(key), "ssl_certfile": str(cert)}
         self.scheme = "https" if ssl else "http"
         config = uvicorn.Config(
-            self.app, log_level=log_level, access_log=False, lifespan="off", timeout_graceful_shutdown=5, **options
+            self.app, log_level=log_level, timeout_graceful_shutdown=5, **uvicorn_options(), **options
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -28,7 +28,7 @@ router = APIRouter()
 Body = Any
 
 
-def _find_login(conn: sa.Connection, login: str) -> Any:
+def find_login(conn: sa.Connection, login: str) -> Any:
     return conn.execute(
         sa.select(db.users).where(sa.or_(db.users.c.email == login.lower(), db.users.c.username == login))
     ).first()
@@ -46,7 +46,7 @@ def login(request: Request, body: Body = Depends(json_body)) -> Response:
     fields.check()
     app = state(request)
     with app.read() as conn:
-        user = _find_login(conn, str(email))
+        user = find_login(conn, str(email))
     if not check_password(user.password_hash if user else None, str(password)) or user is None:
         return JSON("Username/password combination invalid.", status_code=401)
     if not user.is_active:
@@ -66,7 +66,7 @@ def jwt_auth(request: Request, body: Body = Depends(json_body)) -> Response:
     fields.check()
     app = state(request)
     with app.read() as conn:
-        user = _find_login(conn, str(username))
+        user = find_login(conn, str(username))
     if not check_password(user.password_hash if user else None, str(password)) or user is None or not user.is_active:
         raise APIError(400, {"non_field_errors": ["Unable to log in with provided credentials."]})
     return JSON({"token": app.jwt.issue(user)})

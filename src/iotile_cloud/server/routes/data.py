@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import re
 from collections.abc import Sequence
@@ -13,11 +12,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import db, model
-from iotile_cloud.server.context import Principal, current_user, state
+from iotile_cloud.server.context import Principal, device_or_user, state
 from iotile_cloud.server.db import iso
 from iotile_cloud.server.http import (
     JSON,
@@ -29,12 +28,12 @@ from iotile_cloud.server.http import (
     Pager,
     as_object,
     body_doc,
-    forbidden,
     json_body,
     not_found,
     parse_bool,
     query_datetime,
 )
+from iotile_cloud.server.limits import inflated_chunks
 from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
@@ -88,11 +87,8 @@ def filter_streams(conn: Connection, principal: Principal, text: str | None) -> 
         return []
     else:
         raise _illegal("Unknown", "Expected a s--, d-- or v-- slug")
-    rows = conn.execute(query.add_columns(db.projects.c.org_id.label("org_id"))).all()
-    visible = [r for r in rows if principal.can_read(conn, r.org_id)]
-    if principal.device_scope is not None:
-        visible = [r for r in visible if r.device_id == principal.device_scope]
-    return visible
+    query = query.where(principal.visible(db.projects.c.org_id, db.streams.c.device_id))
+    return list(conn.execute(query).all())
 
 
 def _range_query(request: Request, table: sa.Table, pks: Sequence[int]) -> sa.Select[Any]:
@@ -213,7 +209,7 @@ def data_item(row: Any, info: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/data/", summary="Data points of a stream, device or variable: ?filter=s--|d--|v--")
-def data_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def data_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
@@ -253,7 +249,7 @@ def data_list(request: Request, principal: Principal = Depends(current_user)) ->
 
 
 @router.get("/stream/{slug}/data/", summary="Data of one stream with output values")
-def stream_data(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def stream_data(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
@@ -328,10 +324,7 @@ def writable_stream(conn: Connection, principal: Principal, slug: str, cache: di
         if row is None:
             raise not_found()
         org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == row.project_id)).scalar_one()
-        if not principal.can_write_data(conn, org_id):
-            raise forbidden()
-        if principal.device_scope is not None and row.device_id != principal.device_scope:
-            raise forbidden()
+        principal.authorize(conn, org_id, row.device_id, write=True)
         cache[slug] = (row, model.converter(conn, row))
     return cache[slug]
 
@@ -366,7 +359,7 @@ def validated_items(body: Any, validate: Any) -> tuple[bool, list[tuple[dict[str
     summary="Add one point or a list of points (members)",
 )
 def data_create(
-    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     many, checked = validated_items(body, _point_fields)
     with state(request).write() as conn:
@@ -391,20 +384,23 @@ def data_create(
         return JSON(data_item(row, _stream_info(stream, conn)), status_code=201)
 
 
+def _authorized_stream(conn: Connection, principal: Principal, stream_pk: int, write: bool) -> Any:
+    """The stream holding a point or event, once the caller may read (or write) it."""
+    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == stream_pk)).one()
+    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
+    principal.authorize(conn, org_id, stream.device_id, write)
+    return stream
+
+
 def _data_point(conn: Connection, principal: Principal, point_id: int, write: bool) -> tuple[Any, Any]:
     row = conn.execute(sa.select(db.data).where(db.data.c.id == point_id)).first()
     if row is None:
         raise not_found()
-    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == row.stream_pk)).one()
-    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
-    allowed = principal.can_write_data(conn, org_id) if write else principal.can_read(conn, org_id)
-    if not allowed:
-        raise forbidden()
-    return row, stream
+    return row, _authorized_stream(conn, principal, row.stream_pk, write)
 
 
 @router.get("/data/{point_id}/", summary="One data point")
-def data_detail(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def data_detail(point_id: int, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         row, stream = _data_point(conn, principal, point_id, write=False)
         return JSON(data_item(row, _stream_info(stream, conn)))
@@ -417,7 +413,7 @@ def data_detail(point_id: int, request: Request, principal: Principal = Depends(
     summary="Change one data point (members)",
 )
 def data_update(
-    point_id: int, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+    point_id: int, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     payload = as_object(body)
     with state(request).write() as conn:
@@ -454,7 +450,7 @@ def data_update(
 
 
 @router.delete("/data/{point_id}/", status_code=204, summary="Delete one data point (members)")
-def data_delete(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def data_delete(point_id: int, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).write() as conn:
         row, _ = _data_point(conn, principal, point_id, write=True)
         conn.execute(sa.delete(db.data).where(db.data.c.id == row.id))
@@ -468,7 +464,7 @@ def data_delete(point_id: int, request: Request, principal: Principal = Depends(
     "/df/",
     summary="A selection as one table: ?filter=s--|d--|v--&format=csv|json|arrow (or Accept: Arrow IPC)",
 )
-def data_frame(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def data_frame(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     """CSV/JSON (``timestamp,value``; one stream, as the original) or the columnar Arrow IPC stream.
 
     The Arrow stream (``format=arrow`` or ``Accept: application/vnd.apache.arrow.stream``) carries
@@ -512,7 +508,7 @@ def data_frame(request: Request, principal: Principal = Depends(current_user)) -
 
 
 @router.get("/event/", summary="Events of a stream or device: ?filter=s--|d--")
-def event_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def event_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
@@ -588,7 +584,7 @@ def insert_event(
     summary="Add one event or a list of events (members)",
 )
 def event_create(
-    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     from iotile_cloud.server import serialize
 
@@ -622,15 +618,11 @@ def _readable_event(conn: Connection, principal: Principal, raw_id: str) -> tupl
     row = conn.execute(sa.select(db.events).where(db.events.c.id == _event_id(raw_id))).first()
     if row is None:
         raise not_found()
-    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == row.stream_pk)).one()
-    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
-    if not principal.can_read(conn, org_id):
-        raise forbidden()
-    return row, stream
+    return row, _authorized_stream(conn, principal, row.stream_pk, write=False)
 
 
 @router.get("/event/{event_id}/", summary="One event")
-def event_detail(event_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def event_detail(event_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
@@ -639,7 +631,7 @@ def event_detail(event_id: str, request: Request, principal: Principal = Depends
 
 
 @router.get("/event/{event_id}/data/", summary="The data file attached to an event")
-def event_data(event_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def event_data(event_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         row, _ = _readable_event(conn, principal, event_id)
     if not row.data_path:
@@ -648,5 +640,5 @@ def event_data(event_id: str, request: Request, principal: Principal = Depends(c
     if not path.is_file():
         raise APIError(404, {"error": "Event has no data"})
     if path.suffix == ".gz":
-        return Response(gzip.decompress(path.read_bytes()), media_type="application/json")
+        return StreamingResponse(inflated_chunks(path), media_type="application/json")
     return FileResponse(path, media_type="application/json")

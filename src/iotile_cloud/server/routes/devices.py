@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import catalog, db, model, serialize
-from iotile_cloud.server.context import Principal, current_user, state, user_only
+from iotile_cloud.server.context import Principal, device_or_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
     LARGE,
@@ -29,6 +29,7 @@ from iotile_cloud.server.http import (
     restricted,
 )
 from iotile_cloud.server.routes.orgs import find_project
+from iotile_cloud.server.routes.targets import normal_slug, resolve
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileDeviceSlug, int2did
 
@@ -48,9 +49,7 @@ def readable_device(conn: Connection, principal: Principal, slug: str) -> Any:
     row = conn.execute(sa.select(db.devices).where(db.devices.c.id == device_id_of(slug))).first()
     if row is None:
         raise not_found()
-    principal.check_device(row.id)
-    if not principal.can_read(conn, row.org_id):
-        raise forbidden()
+    principal.authorize(conn, row.org_id, row.id)
     return row
 
 
@@ -78,6 +77,10 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
             query = query.where(db.devices.c.project_id.isnot(None) if claimed else db.devices.c.project_id.is_(None))
         if params.get("sg"):
             query = query.where(db.devices.c.sg == params["sg"])
+        if params.get("property") and len(params["property"].split("__")) <= 2:
+            # The original matched device slugs against *project* property targets, so a name
+            # (or name__value) filter never matches a device; three or more parts are ignored.
+            query = query.where(sa.false())
         lk = Lookup(conn)
         return pager.respond_query(conn, query, [db.devices.c.id], lambda r: serialize.device(r, lk))
 
@@ -143,7 +146,7 @@ def device_create(
 
 
 @router.get("/device/{slug}/", summary="One device")
-def device_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def device_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         return JSON(serialize.device(readable_device(conn, principal, slug), Lookup(conn)))
 
@@ -231,6 +234,13 @@ def device_claim(
     project_ref = fields.text("project", required=True, allow_blank=False)
     fields.check()
     with state(request).write() as conn:
+        # As the original: the device first (unknown: 404; already claimed: 400), then the project.
+        slug = device_slug_or_none(str(device_ref))
+        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
+        if device is None:
+            raise not_found()
+        if device.project_id is not None:
+            raise APIError(400, {"detail": "Device is not claimable"})
         project = find_project(conn, str(project_ref))
         if project is None:
             from iotile_cloud.server.http import is_uuid, project_slug_or_none
@@ -240,15 +250,6 @@ def device_claim(
             raise APIError(400, {"detail": "Project is not a Valid Slug or UUID"})
         if not principal.can_admin(conn, project.org_id):
             raise forbidden("No claim permissions")
-        slug = device_slug_or_none(str(device_ref))
-        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
-        if device is None:
-            raise APIError(
-                400,
-                {"detail": "Device is not claimable"} if slug else {"device": [f"Illegal device slug {device_ref!r}"]},
-            )
-        if device.project_id is not None:
-            raise APIError(400, {"detail": "Device is not claimable"})
         now = db.now_us()
         conn.execute(
             sa.update(db.devices)
@@ -304,6 +305,8 @@ def device_unclaim(
                 org_id=None,
                 claimed_by=None,
                 claimed_on=None,
+                lat=None,
+                lon=None,
                 label=label or f"Device ({int2did(row.id)[-4:]})",
             )
         )
@@ -349,7 +352,7 @@ def device_key(slug: str, request: Request, principal: Principal = Depends(user_
 
 
 @router.get("/device/{slug}/streamers/", summary="A device's streamers (plain list)")
-def device_streamers(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def device_streamers(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
         rows = conn.execute(
@@ -391,42 +394,8 @@ def device_new_property(
 
 def target_org(conn: Connection, target: str) -> tuple[bool, str | None]:
     """(exists, org id) of a property target: a ``p--``, ``d--`` or ``b--`` slug."""
-    from iotile_cloud.server.http import project_slug_or_none
-    from iotile_cloud.utils.gid import IOTileBlockSlug
-
-    kind = target[:3].lower()
-    if kind == "d--":
-        slug = device_slug_or_none(target)
-        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
-        return (row is not None, row.org_id if row is not None else None)
-    if kind == "p--":
-        pslug = project_slug_or_none(target)
-        row = conn.execute(sa.select(db.projects).where(db.projects.c.gid == pslug.get_id())).first() if pslug else None
-        return (row is not None, row.org_id if row is not None else None)
-    if kind == "b--":
-        try:
-            block = IOTileBlockSlug(target)
-        except ValueError:
-            return (False, None)
-        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == block.get_id())).first()
-        return (row is not None, row.org_id if row is not None else None)
-    return (False, None)
-
-
-def _normal_target(target: str) -> str:
-    from iotile_cloud.utils.gid import IOTileBlockSlug, IOTileProjectSlug
-
-    kind = target[:3].lower()
-    try:
-        if kind == "d--":
-            return str(IOTileDeviceSlug(target))
-        if kind == "p--":
-            return str(IOTileProjectSlug(target))
-        if kind == "b--":
-            return str(IOTileBlockSlug(target))
-    except ValueError:
-        pass
-    return target
+    found = resolve(conn, target) if target[:3].lower() in ("d--", "p--", "b--") else None
+    return (found is not None, found.org_id if found is not None else None)
 
 
 def create_property(conn: Connection, principal: Principal, payload: dict[str, Any]) -> Any:
@@ -434,7 +403,7 @@ def create_property(conn: Connection, principal: Principal, payload: dict[str, A
     target = fields.text("target", required=True, allow_blank=False, max_length=64)
     name = fields.text("name", required=True, allow_blank=False, max_length=40)
     fields.check()
-    target = _normal_target(str(target))
+    target = normal_slug(str(target))
     exists, org_id = target_org(conn, target)
     if not exists or not principal.can_read(conn, org_id):
         raise APIError(400, {"target": [f"Object with slug={target} does not exist."]})
@@ -467,15 +436,17 @@ def create_property(conn: Connection, principal: Principal, payload: dict[str, A
 
 @router.get("/property/", summary="Properties of a target (?target=d--... required)")
 def property_list(request: Request, principal: Principal = Depends(user_only)) -> Response:
-    target = request.query_params.get("target")
-    if not target:
+    target = request.query_params.get("target") or ""
+    # As the original: only p--, d-- and b-- targets are accepted (406 otherwise); an unknown or
+    # foreign one is a 403.
+    if target.split("--")[0] not in ("p", "d", "b"):
         raise APIError(406, {"detail": "target argument (e.g. target=d--0000-0000-0000-1234) is required"})
-    target = _normal_target(target)
+    target = normal_slug(target)
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         exists, org_id = target_org(conn, target)
         if not exists or not principal.can_read(conn, org_id):
-            return pager.respond(0, lambda off, lim: [])
+            raise forbidden()
         query = sa.select(db.properties).where(db.properties.c.target == target)
         return pager.respond_query(conn, query, [db.properties.c.name], lambda r: serialize.prop(r))
 
@@ -532,12 +503,12 @@ def property_delete(prop_id: int, request: Request, principal: Principal = Depen
 
 
 @router.get("/streamer/", summary="Streamers (acknowledged last_id per device and index); ?device=")
-def streamer_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def streamer_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     device_ref = request.query_params.get("device")
     query = (
         sa.select(db.streamers)
         .join(db.devices, db.devices.c.id == db.streamers.c.device_id)
-        .where(principal.org_filter(db.devices.c.org_id))
+        .where(principal.visible(db.devices.c.org_id, db.devices.c.id))
     )
     if device_ref:
         try:
@@ -545,8 +516,6 @@ def streamer_list(request: Request, principal: Principal = Depends(current_user)
         except ValueError:
             raise APIError(400, {"detail": f"Illegal device format. Expected HEX number. Got {device_ref}"}) from None
         query = query.where(db.streamers.c.device_id == device_id)
-    if principal.device_scope is not None:
-        query = query.where(db.streamers.c.device_id == principal.device_scope)
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         return pager.respond_query(
@@ -555,7 +524,7 @@ def streamer_list(request: Request, principal: Principal = Depends(current_user)
 
 
 @router.get("/streamer/{slug}/", summary="One streamer: t--<device>--<index>")
-def streamer_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def streamer_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.utils.gid import IOTileStreamerSlug
 
     try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
-import zlib
 from typing import Any
 
 import orjson
@@ -21,7 +19,7 @@ from iotile_cloud.reports import (
     report_kind,
 )
 from iotile_cloud.server import db, serialize
-from iotile_cloud.server.context import Principal, current_user, state
+from iotile_cloud.server.context import Principal, device_or_user, state
 from iotile_cloud.server.http import (
     STANDARD,
     APIError,
@@ -34,6 +32,7 @@ from iotile_cloud.server.http import (
     parse_datetime,
 )
 from iotile_cloud.server.ingest import ingest_report
+from iotile_cloud.server.limits import check_depth, inflate
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
 
@@ -66,12 +65,18 @@ async def _read_file(form: Any, name: str = "file") -> tuple[str, bytes] | None:
     status_code=201,
     summary="Upload a streamer report: ?timestamp=<received UTC time>, multipart field `file`",
 )
-async def upload_report(request: Request, principal: Principal = Depends(current_user)) -> Response:
-    from fastapi.concurrency import run_in_threadpool
-
+async def upload_report(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     stamp = request.query_params.get("timestamp")
     if not stamp:
         raise APIError(400, {"error": "missing timestamp argument"})
+    return await receive_report(request, principal, stamp)
+
+
+async def receive_report(request: Request, principal: Principal, stamp: str) -> Response:
+    """Decode and store the report in the request's multipart field ``file``, received at ``stamp``
+    (also the console's upload form)."""
+    from fastapi.concurrency import run_in_threadpool
+
     form = await _form(request)
     upload = await _read_file(form)
     if upload is None:
@@ -149,7 +154,7 @@ def _reports_query(principal: Principal) -> Any:
         sa.select(db.streamer_reports, db.streamers.c.device_id, db.streamers.c.index)
         .join(db.streamers, db.streamers.c.id == db.streamer_reports.c.streamer_id)
         .join(db.devices, db.devices.c.id == db.streamers.c.device_id)
-        .where(principal.org_filter(db.devices.c.org_id))
+        .where(principal.visible(db.devices.c.org_id, db.devices.c.id))
     )
 
 
@@ -159,7 +164,7 @@ def _report_body(row: Any, lk: Lookup) -> dict[str, Any]:
 
 
 @router.get("/streamer/report/", summary="Records of uploaded reports; ?streamer__slug=")
-def report_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def report_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     query = _reports_query(principal)
     streamer = request.query_params.get("streamer__slug") or request.query_params.get("streamer")
     if streamer:
@@ -182,7 +187,7 @@ def report_list(request: Request, principal: Principal = Depends(current_user)) 
 
 
 @router.get("/streamer/report/{report_id}/", summary="One report record")
-def report_detail(report_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def report_detail(report_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.server.http import JSON
 
     if not is_uuid(report_id):
@@ -212,7 +217,7 @@ def report_detail(report_id: str, request: Request, principal: Principal = Depen
     status_code=201,
     summary="Upload an event with an attached .json or .json.gz file (multipart)",
 )
-async def upload_event(request: Request, principal: Principal = Depends(current_user)) -> Response:
+async def upload_event(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from fastapi.concurrency import run_in_threadpool
 
     form = await _form(request)
@@ -223,11 +228,12 @@ async def upload_event(request: Request, principal: Principal = Depends(current_
     lowered = filename.lower()
     if not lowered.endswith((".json", ".json.gz")):
         raise APIError(400, ["Unsupported extension for Stream Event"])
+    payload = inflate(data) if lowered.endswith(".gz") else data
     try:
-        payload = gzip.decompress(data) if lowered.endswith(".gz") else data
         orjson.loads(payload)
-    except (OSError, EOFError, zlib.error, orjson.JSONDecodeError):
+    except orjson.JSONDecodeError:
         raise APIError(400, {"file": ["The file is not valid JSON (or gzipped JSON)."]}) from None
+    del payload
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
     return await run_in_threadpool(
         _store_event, request, principal, fields, data, "json.gz" if lowered.endswith(".gz") else "json"
@@ -250,6 +256,8 @@ def _store_event(request: Request, principal: Principal, form: dict[str, str], d
         extra = None
     if not isinstance(extra, dict):
         fields.error("encoded_extra_data", "encoded_extra_data must be a JSON string holding a dictionary")
+    else:
+        check_depth(extra)
     fields.check()
     with state(request).write() as conn:
         stream, _conv = writable_stream(conn, principal, str(slug), {})

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import catalog, db, model, serialize
-from iotile_cloud.server.context import Principal, current_user, state, user_only
+from iotile_cloud.server.context import Principal, device_or_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
     LARGE,
@@ -44,12 +44,12 @@ def _vartype_page(request: Request, items: list[dict[str, Any]]) -> Response:
 
 
 @router.get("/vartype/", summary="Variable types and their units")
-def vartype_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def vartype_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     return _vartype_page(request, list(catalog.vartypes().values()))
 
 
 @router.get("/vartype/{slug}/", summary="One variable type")
-def vartype_detail(slug: str, principal: Principal = Depends(current_user)) -> Response:
+def vartype_detail(slug: str, principal: Principal = Depends(device_or_user)) -> Response:
     item = catalog.vartype(slug)
     if item is None:
         raise not_found()
@@ -57,7 +57,7 @@ def vartype_detail(slug: str, principal: Principal = Depends(current_user)) -> R
 
 
 @router.api_route("/vartype/{slug}/", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
-def vartype_write(slug: str, principal: Principal = Depends(current_user)) -> Response:
+def vartype_write(slug: str, principal: Principal = Depends(device_or_user)) -> Response:
     # Built-ins: nobody may change them on a local server.
     raise forbidden()
 
@@ -81,12 +81,12 @@ def _sg_body(slug: str, sg: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/sg/", summary="Sensor graphs (what claiming a device creates)")
-def sg_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def sg_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     return _vartype_page(request, [_sg_body(k, v) for k, v in catalog.SENSOR_GRAPHS.items()])
 
 
 @router.get("/sg/{slug}/", summary="One sensor graph")
-def sg_detail(slug: str, principal: Principal = Depends(current_user)) -> Response:
+def sg_detail(slug: str, principal: Principal = Depends(device_or_user)) -> Response:
     if slug not in catalog.SENSOR_GRAPHS:
         raise not_found()
     return JSON(_sg_body(slug, catalog.SENSOR_GRAPHS[slug]))
@@ -105,12 +105,12 @@ def _dt_body(slug: str, item: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/dt/", summary="Device templates")
-def dt_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def dt_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     return _vartype_page(request, [_dt_body(k, v) for k, v in catalog.DEVICE_TEMPLATES.items()])
 
 
 @router.get("/dt/{slug}/", summary="One device template")
-def dt_detail(slug: str, principal: Principal = Depends(current_user)) -> Response:
+def dt_detail(slug: str, principal: Principal = Depends(device_or_user)) -> Response:
     if slug not in catalog.DEVICE_TEMPLATES:
         raise not_found()
     return JSON(_dt_body(slug, catalog.DEVICE_TEMPLATES[slug]))
@@ -213,7 +213,7 @@ def variable_create(
     name = fields.text("name", required=True, allow_blank=False, max_length=60)
     lid = fields.integer("lid", required=True, min_value=0, max_value=0xFFFF)
     project_ref = fields.text("project", required=True, allow_blank=False)
-    var_type = fields.text("var_type", default="default")
+    var_type = fields.text("var_type")  # as the original: none unless given
     if var_type is not None and catalog.vartype(var_type) is None:
         fields.error("var_type", f"Object with slug={var_type} does not exist.")
     unit_in = _unit_field(fields, "input_unit", False, var_type)
@@ -229,9 +229,7 @@ def variable_create(
     # As the original: the output unit's decimal places unless given.
     out_unit = catalog.output_unit(unit_out)
     unit_places = out_unit.decimal_places if out_unit is not None else None
-    decimal_places = fields.integer(
-        "decimal_places", default=unit_places if unit_places is not None else 2, min_value=0, max_value=10
-    )
+    decimal_places = fields.integer("decimal_places", default=unit_places or 0, min_value=0, max_value=10)
     about = fields.text("about", default="", max_length=1000) or ""
     units = fields.text("units", default="", max_length=20) or ""
     app_only = fields.boolean("app_only", default=False)
@@ -326,10 +324,7 @@ def stream_by_slug(conn: Connection, principal: Principal, slug: str) -> Any:
     if row is None:
         raise not_found()
     project = conn.execute(sa.select(db.projects).where(db.projects.c.id == row.project_id)).one()
-    if not principal.can_read(conn, project.org_id):
-        raise forbidden()
-    if principal.device_scope is not None and row.device_id != principal.device_scope:
-        raise forbidden()
+    principal.authorize(conn, project.org_id, row.device_id)
     return row
 
 
@@ -408,7 +403,7 @@ def stream_create(
 
 
 @router.get("/stream/{slug}/", summary="One stream")
-def stream_detail(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def stream_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         return JSON(serialize.stream(stream_by_slug(conn, principal, slug), Lookup(conn)))
 
