@@ -45,6 +45,8 @@ SCRIPT = textwrap.dedent(
             assert csv.status_code == 200 and csv.text.splitlines()[1].startswith("2026-01-01T00:00:00Z,"), csv.text
             arrow = client.send("GET", "df/", params={"filter": stream, "format": "arrow"}, check=False)
             assert arrow.status_code == 406 and "iotile-cloud[arrow]" in arrow.json()["detail"], arrow.text
+            parquet = client.send("GET", f"stream/{stream}/parquet/", check=False)
+            assert parquet.status_code == 406, parquet.text
     assert not any(name.split(".")[0] in BLOCKED for name in sys.modules)
     print("ok")
     """
