@@ -468,17 +468,17 @@ def data_frame(request: Request, principal: Principal = Depends(device_or_user))
     every column of the selection and works for device and variable filters too; see
     ``docs/columnar.md``.
     """
-    from iotile_cloud.server import columnar
-
     params = request.query_params
     text = params.get("filter", "")
     accept = request.headers.get("accept", "")
-    fmt = params.get("format") or ("arrow" if columnar.ARROW_MEDIA_TYPE in accept else "csv")
+    fmt = params.get("format") or ("arrow" if "application/vnd.apache.arrow.stream" in accept else "csv")
     if fmt not in ("csv", "json", "arrow"):
         raise APIError(400, {"detail": "format must be csv, json or arrow"})
     if fmt == "arrow":
         if not text.lower().startswith(("s--", "d--", "v--")):
             raise APIError(400, {"detail": "filter argument with a s--, d-- or v-- slug is required"})
+        from iotile_cloud.server import columnar  # needs pyarrow: a 406 saying so without the [arrow] extra
+
         return columnar.arrow_response(request, principal, text)
     from iotile_cloud.server.routes.frames import frame_response
 
