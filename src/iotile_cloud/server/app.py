@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
@@ -95,6 +96,12 @@ def _install_handlers(app: FastAPI) -> None:
     async def crash(request: Request, error: Exception) -> Response:
         if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
             return JSON({"detail": "Client disconnected."}, status_code=400)
+        if isinstance(error, OverflowError | sa.exc.DataError | sa.exc.IntegrityError) or isinstance(
+            getattr(error, "orig", None), OverflowError
+        ):
+            # Input validation should have refused this at the edge: answer 400, and log it to fix there.
+            log.warning("Unvalidated input on %s %s: %s", request.method, request.url.path, error)
+            return JSON({"detail": "A value is out of range or conflicts with stored data."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 
