@@ -184,10 +184,11 @@ def _database(database: str | None, data_dir: Path | None) -> Iterator[Any]:
     with needs_extra("server"):
         from iotile_cloud.server.app import default_data_dir
         from iotile_cloud.server.db import make_engine, migrate, sqlite_url
+        from iotile_cloud.server.security import private_dir, private_sqlite
 
-    folder = data_dir or default_data_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(database or sqlite_url(folder / "iotile-cloud.sqlite3"))
+    url = database or sqlite_url(private_dir(data_dir or default_data_dir()) / "iotile-cloud.sqlite3")
+    private_sqlite(url)
+    engine = make_engine(url)
     migrate(engine)
     try:
         with engine.begin() as conn:

@@ -19,7 +19,7 @@ from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
 from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
-from iotile_cloud.server.security import JwtCodec, load_or_create_secret
+from iotile_cloud.server.security import JwtCodec, load_or_create_secret, private_dir, private_sqlite
 
 log = logging.getLogger("iotile_cloud.server")
 API = "/api/v1"
@@ -40,9 +40,9 @@ def create_app(
     limits: BodyLimits | None = None,
 ) -> FastAPI:
     """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
-    folder = Path(data_dir) if data_dir else default_data_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = private_dir(Path(data_dir) if data_dir else default_data_dir())
     url = database_url or db.sqlite_url(folder / "iotile-cloud.sqlite3")
+    private_sqlite(url)
     engine = db.make_engine(url)
     if migrate:
         db.migrate(engine)

@@ -252,6 +252,16 @@ streamer_reports = sa.Table(
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )
 
+# Failed password logins per key ("account:<login>" or "client:<address>") in a fixed window, shared by
+# every server process through the database (see server/throttle.py).
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("window_start", Micros, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+)
+
 
 def update_row(conn: Any, table: sa.Table, key: str, value: Any, changes: dict[str, Any]) -> Any:
     """Apply ``changes`` (if any) to the row whose ``key`` column is ``value``; return the fresh row."""

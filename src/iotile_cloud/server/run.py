@@ -21,6 +21,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from iotile_cloud.server.app import create_app
 from iotile_cloud.server.limits import BodyLimits
+from iotile_cloud.server.security import write_private
 
 __all__ = ["serve", "LiveServer", "ServerProcess", "self_signed_cert"]
 
@@ -125,8 +126,9 @@ def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
     )
     folder.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = folder / "key.pem", folder / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_private(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path

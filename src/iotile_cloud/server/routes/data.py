@@ -38,6 +38,7 @@ from iotile_cloud.server.http import (
 )
 from iotile_cloud.server.limits import inflated_chunks
 from iotile_cloud.server.routes.streams import stream_by_slug
+from iotile_cloud.server.security import private_dir, write_private
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
 
@@ -551,9 +552,7 @@ def _event_fields(item: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]
 
 
 def event_dir(request: Request) -> Path:
-    path = state(request).data_dir / "events"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(state(request).data_dir / "events")
 
 
 def insert_event(
@@ -563,7 +562,7 @@ def insert_event(
     event_id = int(db.new_id(conn.execute(sa.insert(db.events).values(stream_pk=stream_pk, ext=ext, **values))))
     if raw is not None:
         name = f"{event_id}.{ext}"
-        (folder / name).write_bytes(raw)
+        write_private(folder / name, raw)
         conn.execute(sa.update(db.events).where(db.events.c.id == event_id).values(data_path=f"events/{name}"))
     return event_id
 
