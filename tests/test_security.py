@@ -9,6 +9,7 @@ import os
 import socket
 import stat
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -23,9 +24,9 @@ from click.testing import CliRunner
 
 from iotile_cloud.api.connection import Api
 from iotile_cloud.cli import main
-from iotile_cloud.server import db, security, throttle
+from iotile_cloud.server import db, run, security, throttle
 from iotile_cloud.server.limits import DEFAULT_MAX_JSON_BYTES, MAX_INFLATED_BYTES
-from iotile_cloud.server.run import LiveServer
+from iotile_cloud.server.run import LiveServer, ServerProcess
 from iotile_cloud.testing.cloud import CloudHelper
 from tests.conftest import USER
 
@@ -276,3 +277,23 @@ def test_password_hashing_runs_a_bounded_number_at_a_time(monkeypatch: pytest.Mo
     with ThreadPoolExecutor(6) as pool:
         list(pool.map(lambda _: security.check_password(None, "x"), range(6)))
     assert peak == security.KDF_CONCURRENCY
+
+
+def test_serve_takes_its_body_caps_from_flags(tmp_path: Path) -> None:
+    """``iotile-cloud serve --max-json-mb`` (a real process): the cap answers 413 with the configured size."""
+    with ServerProcess(tmp_path, "--max-json-mb", "0.01", "--max-upload-mb", "0.02") as server:
+        response = httpx.post(
+            server.url + "/api/v1/auth/login/", content=b" " * 20_000, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert str(int(0.01 * 1024 * 1024)) in response.json()["detail"]
+
+
+def test_a_trickled_request_head_is_dropped(cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slowloris: a head that never completes does not hold the connection for ever."""
+    monkeypatch.setattr(run, "HEAD_TIMEOUT", 0.5)
+    with socket.create_connection(("127.0.0.1", int(cloud.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(b"GET /api/v1/server/ HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        assert sock.recv(1024) == b""  # closed by the server, no answer
+    assert time.monotonic() - started < 5

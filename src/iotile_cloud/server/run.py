@@ -57,6 +57,7 @@ class GuardedH11Protocol(H11Protocol):
     def _watch_head(self) -> None:
         waiting = self.conn.their_state is h11.IDLE
         if waiting and self._head_deadline is None:
+            # read at call time, so tests (and embedders) may shorten it
             self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._drop)
         elif not waiting and self._head_deadline is not None:
             self._head_deadline.cancel()
