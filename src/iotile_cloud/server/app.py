@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +22,7 @@ from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
 from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
-from iotile_cloud.server.security import JwtCodec, load_or_create_secret
+from iotile_cloud.server.security import JwtCodec, load_or_create_secret, private_dir, private_sqlite
 
 log = logging.getLogger("iotile_cloud.server")
 API = "/api/v1"
@@ -49,9 +50,9 @@ def create_app(
 
     ``fixed_tokens`` is for test fixtures only: it lets them register fixed credentials (``JWT_USER``).
     """
-    folder = Path(data_dir) if data_dir else default_data_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = private_dir(Path(data_dir) if data_dir else default_data_dir())
     url = database_url or db.sqlite_url(folder / DATABASE_FILE)
+    private_sqlite(url)
     engine = db.make_engine(url)
     if migrate:
         db.migrate(engine)
@@ -155,6 +156,12 @@ def _install_handlers(app: FastAPI) -> None:
     async def crash(request: Request, error: Exception) -> Response:
         if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
             return JSON({"detail": "Client disconnected."}, status_code=400)
+        if isinstance(error, OverflowError | sa.exc.DataError | sa.exc.IntegrityError) or isinstance(
+            getattr(error, "orig", None), OverflowError
+        ):
+            # Input validation should have refused this at the edge: answer 400, and log it to fix there.
+            log.warning("Unvalidated input on %s %s: %s", request.method, request.url.path, error)
+            return JSON({"detail": "A value is out of range or conflicts with stored data."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from sqlalchemy.engine import Connection, Engine, Row
 from iotile_cloud.server import db
 from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
-from iotile_cloud.server.security import JwtCodec, TokenError
+from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest
 
 ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
 ADMIN_ROLES = frozenset({"a0", "a1"})
@@ -108,6 +109,9 @@ class AppState:
             if owner == email.lower():
                 return token
         return None
+
+    # Logins wait here, as coroutines, for a KDF slot: a flood queues cheaply instead of holding threads.
+    kdf_queue: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(KDF_CONCURRENCY))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -242,7 +246,8 @@ def _authenticate(request: Request) -> Principal:
                 device_scope = int(payload["device"])
             user = conn.execute(sa.select(db.users).where(db.users.c.id == payload.get("user_id"))).first()
         elif scheme == "token":
-            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == credential)).first()
+            digest = token_digest(credential)
+            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == digest)).first()
             if user is None:
                 raise APIError(401, {"detail": "Invalid token."}, unauthorized)
         else:

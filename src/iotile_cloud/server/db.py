@@ -257,6 +257,16 @@ streamer_reports = sa.Table(
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )
 
+# Failed password logins per key ("account:<login>" or "client:<address>") in a fixed window, shared by
+# every server process through the database (see server/throttle.py).
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("window_start", Micros, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+)
+
 
 # -- registries the mock cloud fixtures grow, OTA, data blocks, generated reports ------------------
 

@@ -21,6 +21,8 @@ from iotile_cloud.server.http import (
     Pager,
     as_object,
     body_doc,
+    database_id,
+    device_id_or_none,
     device_slug_or_none,
     flag,
     forbidden,
@@ -39,10 +41,10 @@ Body = Any
 
 
 def device_id_of(slug: str) -> int:
-    try:
-        return IOTileDeviceSlug(slug).get_id()
-    except ValueError:
-        raise not_found() from None
+    device_id = device_id_or_none(slug)
+    if device_id is None:
+        raise not_found()
+    return device_id
 
 
 def readable_device(conn: Connection, principal: Principal, slug: str) -> Any:
@@ -195,7 +197,7 @@ def device_update(
         for name in ("sg", "template"):
             if name in fields.body:
                 values[name] = fields.text(name, allow_blank=False)
-        fields.check()
+        fields.check(db.devices, values)
         _check_catalog(conn, fields, sg=values.get("sg"), template=values.get("template"))
         row = db.update_row(conn, db.devices, "id", row.id, values)
         return JSON(serialize.device(row, Lookup(conn)))
@@ -533,8 +535,9 @@ def property_create(
         return JSON({k: out[k] for k in ("target", "name", "is_system", "value")}, status_code=201)
 
 
-def _own_property(conn: Connection, principal: Principal, prop_id: int, write: bool) -> Any:
-    row = conn.execute(sa.select(db.properties).where(db.properties.c.id == prop_id)).first()
+def _own_property(conn: Connection, principal: Principal, prop_id: str, write: bool) -> Any:
+    # A malformed or out-of-range id is simply not found (the original's lookup answered 404 too).
+    row = conn.execute(sa.select(db.properties).where(db.properties.c.id == database_id(prop_id))).first()
     if row is None:
         raise not_found()
     _, org_id = target_org(conn, row.target)
@@ -546,13 +549,13 @@ def _own_property(conn: Connection, principal: Principal, prop_id: int, write: b
 
 
 @router.get("/property/{prop_id}/", summary="One property")
-def property_detail(prop_id: int, request: Request, principal: Principal = Depends(user_only)) -> Response:
+def property_detail(prop_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         return JSON(serialize.prop(_own_property(conn, principal, prop_id, write=False)))
 
 
 @router.delete("/property/{prop_id}/", status_code=204, summary="Delete a property")
-def property_delete(prop_id: int, request: Request, principal: Principal = Depends(user_only)) -> Response:
+def property_delete(prop_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).write() as conn:
         row = _own_property(conn, principal, prop_id, write=True)
         conn.execute(sa.delete(db.properties).where(db.properties.c.id == row.id))
@@ -572,10 +575,10 @@ def streamer_list(request: Request, principal: Principal = Depends(device_or_use
     )
     if device_ref:
         try:
-            device_id = IOTileDeviceSlug(device_ref).get_id()
+            IOTileDeviceSlug(device_ref)
         except ValueError:
             raise APIError(400, {"detail": f"Illegal device format. Expected HEX number. Got {device_ref}"}) from None
-        query = query.where(db.streamers.c.device_id == device_id)
+        query = query.where(db.streamers.c.device_id == (device_id_or_none(device_ref) or -1))
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         return pager.respond_query(
@@ -591,7 +594,7 @@ def streamer_detail(slug: str, request: Request, principal: Principal = Depends(
         parsed = IOTileStreamerSlug(slug)
     except ValueError:
         raise not_found() from None
-    device_id = IOTileDeviceSlug(parsed.get_device()).get_id()
+    device_id = device_id_of(parsed.get_device())
     with state(request).read() as conn:
         readable_device(conn, principal, parsed.get_device())
         row = conn.execute(

@@ -28,6 +28,7 @@ from iotile_cloud.server.http import (
     Fields,
     Pager,
     body_doc,
+    device_id_or_none,
     forbidden,
     is_uuid,
     not_found,
@@ -269,10 +270,8 @@ def report_list(request: Request, principal: Principal = Depends(device_or_user)
             parsed = IOTileStreamerSlug(streamer)
         except ValueError:
             raise APIError(400, {"detail": f"Illegal streamer slug {streamer!r}"}) from None
-        from iotile_cloud.utils.gid import IOTileDeviceSlug
-
         query = query.where(
-            db.streamers.c.device_id == IOTileDeviceSlug(parsed.get_device()).get_id(),
+            db.streamers.c.device_id == (device_id_or_none(parsed.get_device()) or -1),
             db.streamers.c.index == int(parsed.get_index(), 16),
         )
     pager = Pager(request, STANDARD)

@@ -278,7 +278,7 @@ def variable_update(
             values["output_unit"] = _unit_field(fields, "output_unit", True, row.var_type)
         if "decimal_places" in fields.body:
             values["decimal_places"] = fields.integer("decimal_places", min_value=0, max_value=10)
-        fields.check()
+        fields.check(db.variables, values)
         if values:
             conn.execute(sa.update(db.variables).where(db.variables.c.id == row.id).values(**values))
             unit_values = {k: v for k, v in values.items() if k in ("input_unit", "output_unit")}
@@ -432,7 +432,7 @@ def stream_update(
             values["output_unit"] = _unit_field(fields, "output_unit", True, row.var_type)
         if "raw_value_format" in fields.body:
             values["raw_value_format"] = fields.choice("raw_value_format", model.RAW_FORMATS)
-        fields.check()
+        fields.check(db.streams, values)
         row = db.update_row(conn, db.streams, "pk", row.pk, values)
         return JSON(serialize.stream(row, Lookup(conn)))
 
