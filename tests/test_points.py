@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from iotile_cloud.api.connection import Api
 from iotile_cloud.api.exceptions import HttpNotFoundError
@@ -175,7 +176,7 @@ def test_per_point_edits_keep_ids_and_order(cloud: CloudHelper, stream_pks: list
 
 
 def test_migration_moves_rows_into_segments_and_back(tmp_path: Path) -> None:
-    """A database at revision 0001 with points: upgraded in place, every point reads back identical
+    """A database at the revision before ``store`` with points: upgraded in place, every point reads back identical
     (ids included), new points continue the ids; and a downgrade restores the rows."""
     url = os.environ.get("IOTILE_CLOUD_TEST_DATABASE_URL") or db.sqlite_url(tmp_path / "m.sqlite3")
     engine = db.make_engine(url)
@@ -188,7 +189,9 @@ def test_migration_moves_rows_into_segments_and_back(tmp_path: Path) -> None:
         with engine.begin() as conn:
             command.downgrade(_config(conn), "base")
         with engine.begin() as conn:
-            command.upgrade(_config(conn), "0001")
+            before_store = ScriptDirectory.from_config(_config(conn)).get_revision("store").down_revision
+            assert isinstance(before_store, str)
+            command.upgrade(_config(conn), before_store)
         rng = np.random.default_rng(11)
         n = 70_000  # more than one segment
         with engine.begin() as conn:
@@ -242,12 +245,18 @@ def test_migration_moves_rows_into_segments_and_back(tmp_path: Path) -> None:
                 same(points.select(conn, points.Query([pk])).all(), expected)
             assert points.append_rows(conn, [{"stream_pk": 1, "ts": 0, "int_value": 1, "value": 1.0}]) == [n + 1]
         with engine.begin() as conn:
-            command.downgrade(_config(conn), "0001")
+            command.downgrade(_config(conn), before_store)
         with engine.begin() as conn:
             back = {r.id: r._asdict() for r in conn.execute(sa.select(data))}
         assert len(back) == n + 1
         assert all(back[r["id"]] == r for r in rows)
     finally:
+        with engine.begin() as conn:
+            # Emptied first: on SQLite, later revisions' downgrades rebuild tables these rows reference.
+            present = set(sa.inspect(conn).get_table_names())
+            for table in ("data", "segments", "streams", "variables", "projects", "orgs", "users"):
+                if table in present:
+                    conn.execute(sa.delete(sa.table(table)))
         with engine.begin() as conn:
             command.downgrade(_config(conn), "base")
         db.migrate(engine)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,8 +14,9 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
-from iotile_cloud.server.http import APIError, flag, not_authenticated
-from iotile_cloud.server.security import JwtCodec, TokenError
+from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
+from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
+from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest
 
 ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
 ADMIN_ROLES = frozenset({"a0", "a1"})
@@ -82,7 +84,34 @@ class AppState:
     jwt: JwtCodec
     data_dir: Path
     stage: str = "local"
-    request_count: int = 0
+    # Test fixtures only (``create_app(fixed_tokens=True)``): fixed credentials such as the original
+    # mock cloud's ``JWT_USER``, each standing for one account (token -> email). ``None``: refused.
+    fixed_tokens: dict[str, str] | None = None
+    # Shared by every worker through the database (see counters.py), not held in this process.
+    requests: SharedCounter = field(init=False)
+    errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
+
+    def __post_init__(self) -> None:
+        self.requests = SharedCounter(self.engine, REQUESTS)
+        self.errors = SharedCounter(self.engine, ERRORS)
+
+    def close(self) -> None:
+        """At shutdown: write this worker's pending counts, then close the connection pool."""
+        try:
+            self.requests.close()
+            self.errors.close()
+        finally:
+            self.engine.dispose()
+
+    def fixed_token_for(self, email: str) -> str | None:
+        """The fixed token that stands for this account, if any."""
+        for token, owner in (self.fixed_tokens or {}).items():
+            if owner == email.lower():
+                return token
+        return None
+
+    # Logins wait here, as coroutines, for a KDF slot: a flood queues cheaply instead of holding threads.
+    kdf_queue: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(KDF_CONCURRENCY))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -129,6 +158,11 @@ class Principal:
         """Staff see everything, but only when they ask with ``?staff=1``."""
         return self.is_staff and self.staff_arg
 
+    @property
+    def can_register_devices(self) -> bool:
+        """Staff with ``?staff=1`` (as on the original), or the local server's owner (``users.is_owner``)."""
+        return self.staff_view or bool(self.user is not None and self.user.is_owner)
+
     def role(self, conn: Connection, org_id: str | None) -> str | None:
         if self.user is None or org_id is None:
             return None
@@ -163,17 +197,32 @@ class Principal:
             )
         )
 
-    def check_device(self, device_id: int) -> None:
-        """A device token may only act for its own device."""
+    def check_device(self, device_id: int | None) -> None:
+        """A device token may only act for its own device (objects of no device are out of its reach)."""
         if self.device_scope is not None and self.device_scope != device_id:
             raise APIError(403, {"detail": "This device token may only act for its own device."})
+
+    def authorize(self, conn: Connection, org_id: str | None, device_id: int | None, write: bool = False) -> None:
+        """The one access check for an object of ``org_id`` belonging to ``device_id`` (None: no device)."""
+        self.check_device(device_id)
+        if not (self.can_write_data(conn, org_id) if write else self.can_read(conn, org_id)):
+            raise forbidden()
+
+    def visible(self, org_column: Any, device_column: Any) -> Any:
+        """A WHERE clause: rows of the caller's orgs and, for a device token, of its own device only."""
+        clause = self.org_filter(org_column)
+        if self.device_scope is not None:
+            clause = sa.and_(clause, device_column == self.device_scope)
+        return clause
 
 
 def _authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     staff_arg = flag(request, "staff")
     if not header.strip():
-        return Principal(user=None, staff_arg=staff_arg)
+        from iotile_cloud.server.console.session import cookie_user
+
+        return Principal(user=cookie_user(request), staff_arg=staff_arg)
     scheme, _, credential = header.strip().partition(" ")
     scheme = scheme.lower()
     credential = credential.strip()
@@ -183,7 +232,10 @@ def _authenticate(request: Request) -> Principal:
         raise APIError(401, {"detail": "Invalid Authorization header. No credentials provided."}, unauthorized)
     device_scope = None
     with app.read() as conn:
-        if scheme in ("jwt", "bearer", "a-jwt"):
+        fixed_owner = (app.fixed_tokens or {}).get(credential) if scheme == "jwt" else None
+        if fixed_owner is not None:
+            user = conn.execute(sa.select(db.users).where(db.users.c.email == fixed_owner)).first()
+        elif scheme in ("jwt", "bearer", "a-jwt"):
             try:
                 payload = app.jwt.decode(credential)
             except TokenError as error:
@@ -194,7 +246,8 @@ def _authenticate(request: Request) -> Principal:
                 device_scope = int(payload["device"])
             user = conn.execute(sa.select(db.users).where(db.users.c.id == payload.get("user_id"))).first()
         elif scheme == "token":
-            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == credential)).first()
+            digest = token_digest(credential)
+            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == digest)).first()
             if user is None:
                 raise APIError(401, {"detail": "Invalid token."}, unauthorized)
         else:
@@ -206,17 +259,25 @@ def _authenticate(request: Request) -> Principal:
     return Principal(user=user, device_scope=device_scope, staff_arg=staff_arg)
 
 
-def current_user(request: Request) -> Principal:
-    """Dependency: an authenticated caller (401 otherwise)."""
+def device_or_user(request: Request) -> Principal:
+    """Dependency: an authenticated user, or a device token (``a-jwt``).
+
+    Only routes that scope every object they touch to ``principal.device_scope`` (through
+    ``Principal.authorize``/``visible``/``check_device``) may declare it; every other route refuses
+    device tokens, so a new route is closed to them by default.
+    """
     principal = _authenticate(request)
     if not principal.is_authenticated:
         raise not_authenticated()
     return principal
 
 
-def user_only(request: Request) -> Principal:
-    """Dependency: an authenticated user acting as themselves (device tokens refused)."""
-    principal = current_user(request)
+def current_user(request: Request) -> Principal:
+    """Dependency: an authenticated user acting as themselves (401 otherwise; device tokens get 403)."""
+    principal = device_or_user(request)
     if principal.device_scope is not None:
         raise APIError(403, {"detail": "A device token cannot be used for this action."})
     return principal
+
+
+user_only = current_user

@@ -441,8 +441,32 @@ def has_points(conn: Connection, stream_pk: int) -> bool:
     return conn.execute(sa.select(table.c.id).where(table.c.stream_pk == stream_pk).limit(1)).first() is not None
 
 
-def delete_stream(conn: Connection, stream_pk: int) -> None:
-    conn.execute(sa.delete(db.segments).where(db.segments.c.stream_pk == stream_pk))
+def delete_streams(conn: Connection, stream_pks: Sequence[int]) -> None:
+    conn.execute(sa.delete(db.segments).where(db.segments.c.stream_pk.in_(list(stream_pks))))
+
+
+def trim(conn: Connection, stream_pks: Sequence[int], start: int | None, end: int | None) -> None:
+    """Delete the streams' points before ``start`` and after ``end`` (points at either bound stay):
+    segments wholly outside go at once, segments across a bound are decoded and rewritten."""
+    table = db.segments
+    outside = [table.c.ts_max < start] if start is not None else []
+    outside += [table.c.ts_min > end] if end is not None else []
+    if not stream_pks or not outside:
+        return
+    streams = table.c.stream_pk.in_(list(stream_pks))
+    conn.execute(sa.delete(table).where(streams, sa.or_(*outside)))
+    across = [table.c.ts_min < start] if start is not None else []
+    across += [table.c.ts_max > end] if end is not None else []
+    for segment in conn.execute(
+        sa.select(table.c.id, table.c.stream_pk, table.c.payload).where(streams, sa.or_(*across))
+    ):
+        stored = decode(segment.payload, segment.stream_pk)
+        keep = np.ones(len(stored), dtype=bool)
+        if start is not None:
+            keep &= stored.ts >= start
+        if end is not None:
+            keep &= stored.ts <= end
+        _rewrite(conn, segment.id, stored.take(keep))
 
 
 # -- reading -------------------------------------------------------------------------------------------
@@ -580,6 +604,48 @@ class Selection:
 
     def all(self) -> Points:
         return Points.concat_or_empty(list(self.chunks()))
+
+    def buckets(self, first: int, size: int, width: int) -> tuple[np.ndarray, ...]:
+        """Reduce the selection to ``width`` time buckets of ``size`` microseconds from ``first``:
+        per non-empty bucket its index, first time, minimum and maximum value (NaN when all its
+        values are null) and point count. One pass, a chunk at a time."""
+        times = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
+        lows, highs = np.full(width, np.inf), np.full(width, -np.inf)
+        counts = np.zeros(width, dtype=np.int64)
+        for chunk in self.chunks(FETCH_SEGMENTS * SMALL_SEGMENT):
+            index = np.clip((chunk.ts - first) // size, 0, width - 1)
+            counts += np.bincount(index, minlength=width)
+            np.minimum.at(times, index, chunk.ts)
+            valued = ~chunk.nulls(VALUE_NULL)
+            np.minimum.at(lows, index[valued], chunk.value[valued])
+            np.maximum.at(highs, index[valued], chunk.value[valued])
+        used = np.flatnonzero(counts)
+        lows, highs = lows[used], highs[used]
+        empty = np.isinf(lows)
+        lows[empty] = highs[empty] = np.nan
+        return used, times[used], lows, highs, counts[used]
+
+
+def newer(conn: Connection, stream_pk: int, after: int, limit: int) -> Points:
+    """The stream's points with ids above ``after`` (stored later: ids only grow), the first
+    ``limit`` of them in id order."""
+    table = db.segments
+    found = [
+        decode(segment.payload, stream_pk)
+        for segment in conn.execute(
+            sa.select(table.c.payload).where(table.c.stream_pk == stream_pk, table.c.id_max > after)
+        )
+    ]
+    stored = Points.concat_or_empty(found)
+    stored = stored.take(stored.id > after)
+    return stored.take(np.argsort(stored.id, kind="stable")[:limit])
+
+
+def newest_id(conn: Connection, stream_pk: int) -> int:
+    """The highest point id of a stream (0 without points)."""
+    table = db.segments
+    newest = conn.execute(sa.select(sa.func.max(table.c.id_max)).where(table.c.stream_pk == stream_pk)).scalar()
+    return int(newest or 0)
 
 
 def select(conn: Connection, query: Query) -> Selection:

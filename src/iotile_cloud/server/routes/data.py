@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -13,11 +10,11 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import db, model, points
-from iotile_cloud.server.context import Principal, current_user, state
+from iotile_cloud.server.context import Principal, device_or_user, state
 from iotile_cloud.server.db import iso
 from iotile_cloud.server.http import (
     JSON,
@@ -29,13 +26,16 @@ from iotile_cloud.server.http import (
     Pager,
     as_object,
     body_doc,
-    forbidden,
+    database_id,
+    device_id_or_none,
     json_body,
     not_found,
-    parse_bool,
     query_datetime,
+    query_int64,
 )
+from iotile_cloud.server.limits import inflated_chunks
 from iotile_cloud.server.routes.streams import stream_by_slug
+from iotile_cloud.server.security import private_dir, write_private
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
 
@@ -69,12 +69,13 @@ def filter_streams(conn: Connection, principal: Principal, text: str | None) -> 
         query = query.where(db.streams.c.slug == str(slug))
     elif kind == "d--":
         try:
-            device = IOTileDeviceSlug(text)
+            IOTileDeviceSlug(text)
         except ValueError:
             raise _illegal("Illegal Device", "Expected d--XXXX-XXXX-XXXX-XXXX") from None
-        if not _FULL_DEVICE.match(text):
+        device_id = device_id_or_none(text)
+        if not _FULL_DEVICE.match(text) or device_id is None:
             return []  # the original matched the slug text exactly: short forms select nothing
-        query = query.where(db.streams.c.device_id == device.get_id())
+        query = query.where(db.streams.c.device_id == device_id)
     elif kind == "v--":
         try:
             var = IOTileVariableSlug(text)
@@ -88,26 +89,18 @@ def filter_streams(conn: Connection, principal: Principal, text: str | None) -> 
         return []
     else:
         raise _illegal("Unknown", "Expected a s--, d-- or v-- slug")
-    rows = conn.execute(query.add_columns(db.projects.c.org_id.label("org_id"))).all()
-    visible = [r for r in rows if principal.can_read(conn, r.org_id)]
-    if principal.device_scope is not None:
-        visible = [r for r in visible if r.device_id == principal.device_scope]
-    return visible
+    query = query.where(principal.visible(db.projects.c.org_id, db.streams.c.device_id))
+    return list(conn.execute(query).all())
 
 
 def _bounds(request: Request) -> tuple[int | None, int | None, int | None, int | None]:
     """``start``, ``end`` (microseconds), ``streamer_id_min`` and ``streamer_id_max`` of a request."""
-    params = request.query_params
-    ids: list[int | None] = []
-    for name in ("streamer_id_min", "streamer_id_max"):
-        bound = None
-        if params.get(name):
-            try:
-                bound = int(params[name])
-            except ValueError:
-                raise APIError(400, {"detail": f"{name} must be an integer"}) from None
-        ids.append(bound)
-    return query_datetime(request, "start"), query_datetime(request, "end"), ids[0], ids[1]
+    return (
+        query_datetime(request, "start"),
+        query_datetime(request, "end"),
+        query_int64(request, "streamer_id_min"),
+        query_int64(request, "streamer_id_max"),
+    )
 
 
 def _range_query(request: Request, table: sa.Table, pks: Sequence[int]) -> sa.Select[Any]:
@@ -215,7 +208,7 @@ def data_item(row: Mapping[str, Any], info: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/data/", summary="Data points of a stream, device or variable: ?filter=s--|d--|v--")
-def data_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def data_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
@@ -255,7 +248,7 @@ def data_list(request: Request, principal: Principal = Depends(current_user)) ->
 
 
 @router.get("/stream/{slug}/data/", summary="Data of one stream with output values")
-def stream_data(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def stream_data(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
@@ -330,10 +323,7 @@ def writable_stream(conn: Connection, principal: Principal, slug: str, cache: di
         if row is None:
             raise not_found()
         org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == row.project_id)).scalar_one()
-        if not principal.can_write_data(conn, org_id):
-            raise forbidden()
-        if principal.device_scope is not None and row.device_id != principal.device_scope:
-            raise forbidden()
+        principal.authorize(conn, org_id, row.device_id, write=True)
         cache[slug] = (row, model.converter(conn, row))
     return cache[slug]
 
@@ -368,7 +358,7 @@ def validated_items(body: Any, validate: Any) -> tuple[bool, list[tuple[dict[str
     summary="Add one point or a list of points (members)",
 )
 def data_create(
-    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     many, checked = validated_items(body, _point_fields)
     with state(request).write() as conn:
@@ -393,22 +383,25 @@ def data_create(
         return JSON(data_item(stored.row(), _stream_info(stream, conn)), status_code=201)
 
 
+def _authorized_stream(conn: Connection, principal: Principal, stream_pk: int, write: bool) -> Any:
+    """The stream holding a point or event, once the caller may read (or write) it."""
+    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == stream_pk)).one()
+    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
+    principal.authorize(conn, org_id, stream.device_id, write)
+    return stream
+
+
 def _data_point(
-    conn: Connection, principal: Principal, point_id: int, write: bool
+    conn: Connection, principal: Principal, point_id: str, write: bool
 ) -> tuple[points.Located, dict[str, Any], Any]:
-    located = points.find(conn, point_id)
+    located = points.find(conn, _row_id(point_id))
     if located is None:
         raise not_found()
-    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == located.stream_pk)).one()
-    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
-    allowed = principal.can_write_data(conn, org_id) if write else principal.can_read(conn, org_id)
-    if not allowed:
-        raise forbidden()
-    return located, located.row(), stream
+    return located, located.row(), _authorized_stream(conn, principal, located.stream_pk, write)
 
 
 @router.get("/data/{point_id}/", summary="One data point")
-def data_detail(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def data_detail(point_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         _, row, stream = _data_point(conn, principal, point_id, write=False)
         return JSON(data_item(row, _stream_info(stream, conn)))
@@ -421,7 +414,7 @@ def data_detail(point_id: int, request: Request, principal: Principal = Depends(
     summary="Change one data point (members)",
 )
 def data_update(
-    point_id: int, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+    point_id: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     payload = as_object(body)
     with state(request).write() as conn:
@@ -456,7 +449,7 @@ def data_update(
 
 
 @router.delete("/data/{point_id}/", status_code=204, summary="Delete one data point (members)")
-def data_delete(point_id: int, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def data_delete(point_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).write() as conn:
         located, _, _ = _data_point(conn, principal, point_id, write=True)
         points.delete(conn, located)
@@ -470,51 +463,35 @@ def data_delete(point_id: int, request: Request, principal: Principal = Depends(
     "/df/",
     summary="A selection as one table: ?filter=s--|d--|v--&format=csv|json|arrow (or Accept: Arrow IPC)",
 )
-def data_frame(request: Request, principal: Principal = Depends(current_user)) -> Response:
-    """CSV/JSON (``timestamp,value``; one stream, as the original) or the columnar Arrow IPC stream.
+def data_frame(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    """CSV/JSON with the original's columns, streamed (``routes/frames.py``), or the columnar Arrow IPC stream.
 
     The Arrow stream (``format=arrow`` or ``Accept: application/vnd.apache.arrow.stream``) carries
     every column of the selection and works for device and variable filters too; see
     ``docs/columnar.md``.
     """
-    from iotile_cloud.server import columnar
-
     params = request.query_params
     text = params.get("filter", "")
     accept = request.headers.get("accept", "")
-    fmt = params.get("format") or ("arrow" if columnar.ARROW_MEDIA_TYPE in accept else "csv")
+    fmt = params.get("format") or ("arrow" if "application/vnd.apache.arrow.stream" in accept else "csv")
     if fmt not in ("csv", "json", "arrow"):
         raise APIError(400, {"detail": "format must be csv, json or arrow"})
     if fmt == "arrow":
         if not text.lower().startswith(("s--", "d--", "v--")):
             raise APIError(400, {"detail": "filter argument with a s--, d-- or v-- slug is required"})
+        from iotile_cloud.server import columnar  # needs pyarrow: a 406 saying so without the [arrow] extra
+
         return columnar.arrow_response(request, principal, text)
-    if not text.lower().startswith("s--"):
-        raise APIError(400, {"detail": "filter argument with a stream slug (s--...) is required"})
-    apply_mdo = parse_bool(params.get("apply_mdo", "")) is True
-    with state(request).read() as conn:
-        streams = filter_streams(conn, principal, text)
-        if not streams:
-            raise not_found()
-        stream = streams[0]
-        conv = model.converter(conn, stream)
-        selected = points.select(conn, point_query(request, [stream.pk])).all().as_lists()
-    stored = selected["value"]
-    values = list(zip(iso_from_micros(selected["ts"]), conv.outputs(stored) if apply_mdo else stored, strict=True))
-    if fmt == "json":
-        return JSON([{"timestamp": t, "value": v} for t, v in values])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["timestamp", "value"])
-    writer.writerows(values)
-    return Response(out.getvalue(), media_type="text/csv")
+    from iotile_cloud.server.routes.frames import frame_response
+
+    return frame_response(request, principal, text, fmt)
 
 
 # -- events -------------------------------------------------------------------------------------
 
 
 @router.get("/event/", summary="Events of a stream or device: ?filter=s--|d--")
-def event_list(request: Request, principal: Principal = Depends(current_user)) -> Response:
+def event_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
@@ -557,9 +534,7 @@ def _event_fields(item: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]
 
 
 def event_dir(request: Request) -> Path:
-    path = state(request).data_dir / "events"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(state(request).data_dir / "events")
 
 
 def insert_event(
@@ -569,7 +544,7 @@ def insert_event(
     event_id = int(db.new_id(conn.execute(sa.insert(db.events).values(stream_pk=stream_pk, ext=ext, **values))))
     if raw is not None:
         name = f"{event_id}.{ext}"
-        (folder / name).write_bytes(raw)
+        write_private(folder / name, raw)
         conn.execute(sa.update(db.events).where(db.events.c.id == event_id).values(data_path=f"events/{name}"))
     return event_id
 
@@ -590,7 +565,7 @@ def insert_event(
     summary="Add one event or a list of events (members)",
 )
 def event_create(
-    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(current_user)
+    request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     from iotile_cloud.server import serialize
 
@@ -613,42 +588,36 @@ def event_create(
         return JSON(serialize.event(row, _stream_info(stream, conn)), status_code=201)
 
 
-def _event_id(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise APIError(400, {"detail": "Bad Request: Expected an integer database ID"}) from None
+def _row_id(raw: str) -> int:
+    """A point or event id from the path, refused as the original did when it is not an integer."""
+    return database_id(raw, APIError(400, {"detail": "Bad Request: Expected an integer database ID"}))
 
 
-def _readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
-    row = conn.execute(sa.select(db.events).where(db.events.c.id == _event_id(raw_id))).first()
+def readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
+    row = conn.execute(sa.select(db.events).where(db.events.c.id == _row_id(raw_id))).first()
     if row is None:
         raise not_found()
-    stream = conn.execute(sa.select(db.streams).where(db.streams.c.pk == row.stream_pk)).one()
-    org_id = conn.execute(sa.select(db.projects.c.org_id).where(db.projects.c.id == stream.project_id)).scalar_one()
-    if not principal.can_read(conn, org_id):
-        raise forbidden()
-    return row, stream
+    return row, _authorized_stream(conn, principal, row.stream_pk, write=False)
 
 
 @router.get("/event/{event_id}/", summary="One event")
-def event_detail(event_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def event_detail(event_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
-        row, stream = _readable_event(conn, principal, event_id)
+        row, stream = readable_event(conn, principal, event_id)
         return JSON(serialize.event(row, _stream_info(stream, conn)))
 
 
 @router.get("/event/{event_id}/data/", summary="The data file attached to an event")
-def event_data(event_id: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+def event_data(event_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
-        row, _ = _readable_event(conn, principal, event_id)
+        row, _ = readable_event(conn, principal, event_id)
     if not row.data_path:
         raise APIError(404, {"error": "Event has no data"})
     path = state(request).data_dir / row.data_path
     if not path.is_file():
         raise APIError(404, {"error": "Event has no data"})
     if path.suffix == ".gz":
-        return Response(gzip.decompress(path.read_bytes()), media_type="application/json")
+        return StreamingResponse(inflated_chunks(path), media_type="application/json")
     return FileResponse(path, media_type="application/json")

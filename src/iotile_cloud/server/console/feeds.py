@@ -1,0 +1,232 @@
+"""API feeds the console draws from, open to any API client as well (``docs/console.md``):
+
+- ``GET /api/v1/stream/<slug>/plot/``: a time range reduced on the server to at most ``width``
+  buckets (min/max/count per bucket), so a 10M-point stream ships as little as a 1k-point one;
+- ``GET /api/v1/stream/<slug>/live/``: new points as server-sent events, found by polling the
+  point store, so every server process over one database sees every writer's points.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from iotile_cloud.server import db, model, points
+from iotile_cloud.server.context import Principal, current_user, state
+from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.routes.data import point_query
+from iotile_cloud.server.routes.streams import stream_by_slug
+from iotile_cloud.utils.basic import iso_from_micros
+
+router = APIRouter()
+
+MAX_WIDTH = 4000
+LIVE_POLL_SECONDS = 1.0
+LIVE_HEARTBEAT_SECONDS = 15.0
+LIVE_MAX_SECONDS = 300.0  # then the stream ends and EventSource reconnects with Last-Event-ID
+LIVE_BATCH = 1000
+
+
+def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise APIError(400, {"detail": f"{name} must be an integer"}) from None
+    if not low <= value <= high:
+        raise APIError(400, {"detail": f"{name} must be between {low} and {high}"})
+    return value
+
+
+def _to_output(conv: model.Converter, values: list[Any]) -> list[Any]:
+    """Internal values in the stream's output unit (unchanged when it has none)."""
+    if conv.output_mdo is None:
+        return values
+    compute = conv.output_mdo.compute
+    return [None if v is None else float(compute(v)) for v in values]
+
+
+@router.get(
+    "/stream/{slug}/plot/",
+    summary="A stream's values in a time range, reduced to at most `width` min/max buckets (for plotting)",
+)
+def stream_plot(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    """``?start=&end=`` (ISO 8601, end exclusive) select the range, ``width`` the bucket count.
+
+    When the range holds no more than ``2 * width`` points they come back one by one
+    (``mode: "raw"``); otherwise each bucket carries the time of its first point, its minimum and
+    maximum value and its point count (``mode: "buckets"``). Values are in the output unit.
+    """
+    width = _int_param(request, "width", 1000, 10, MAX_WIDTH)
+    with state(request).read() as conn:
+        stream = stream_by_slug(conn, principal, slug)
+        conv = model.converter(conn, stream)
+        selection = points.select(conn, point_query(request, [stream.pk]))
+        count = selection.count()
+        first = int(selection.page(0, 1).ts[0]) if count else None
+        last = int(selection.page(count - 1, 1).ts[0]) if count else None
+        body: dict[str, Any] = {
+            "stream": stream.slug,
+            "unit": stream.output_unit or "",
+            "width": width,
+            "first": db.iso(first),
+            "last": db.iso(last),
+        }
+        if first is None or last is None:
+            return JSON({**body, "mode": "raw", "count": 0, "t": [], "min": [], "max": [], "n": []})
+        if count <= 2 * width:
+            stored = selection.all().as_lists()
+            values = _to_output(conv, stored["value"])
+            return JSON(
+                {
+                    **body,
+                    "mode": "raw",
+                    "count": count,
+                    "t": [t // 1000 for t in stored["ts"]],
+                    "min": values,
+                    "max": values,
+                    "n": [1] * count,
+                }
+            )
+        size = max(1, -(-(last - first + 1) // width))  # ceiling: the last point falls in bucket width-1
+        _, times, lows_found, highs_found, counts_found = selection.buckets(first, size, width)
+    lows = _to_output(conv, _floats_or_none(lows_found))
+    highs = _to_output(conv, _floats_or_none(highs_found))
+    if conv.output_mdo is not None and conv.output_mdo.m / conv.output_mdo.d < 0:
+        lows, highs = highs, lows  # a decreasing conversion turns minima into maxima
+    counts = counts_found.tolist()
+    return JSON(
+        {
+            **body,
+            "mode": "buckets",
+            "count": sum(counts),
+            "t": (times // 1000).tolist(),
+            "min": lows,
+            "max": highs,
+            "n": counts,
+        }
+    )
+
+
+def _floats_or_none(values: Any) -> list[float | None]:
+    """NaN (a bucket whose values are all null) as None."""
+    return [None if v != v else v for v in values.tolist()]
+
+
+def _newer_rows(request: Request, stream_pk: int, after: int) -> list[tuple[Any, ...]]:
+    with state(request).read() as conn:
+        found = points.newer(conn, stream_pk, after, LIVE_BATCH).as_lists()
+    return list(
+        zip(found["id"], found["ts"], found["value"], found["int_value"], found["streamer_local_id"], strict=True)
+    )
+
+
+def _newest_id(request: Request, stream_pk: int) -> int:
+    with state(request).read() as conn:
+        return points.newest_id(conn, stream_pk)
+
+
+@router.get(
+    "/stream/{slug}/live/",
+    summary="New data points of a stream as server-sent events (text/event-stream)",
+    response_class=StreamingResponse,
+)
+async def stream_live(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    """Each event is ``event: data`` with ``id: <point id>`` and a JSON list of points
+    ``{id, timestamp, value, output_value, int_value, streamer_local_id}``. Points after
+    ``Last-Event-ID`` (or ``?after=<id>``) come first; with neither, only points stored from now on.
+    ``?timeout=`` (seconds, at most 300) ends the response early; clients reconnect as they wish.
+    """
+    timeout = _int_param(request, "timeout", int(LIVE_MAX_SECONDS), 1, int(LIVE_MAX_SECONDS))
+    resume = request.headers.get("last-event-id") or request.query_params.get("after")
+
+    def open_stream() -> tuple[Any, model.Converter]:
+        with state(request).read() as conn:
+            stream = stream_by_slug(conn, principal, slug)
+            return stream, model.converter(conn, stream)
+
+    stream, conv = await run_in_threadpool(open_stream)
+    if resume:
+        try:
+            after = int(resume)
+        except ValueError:
+            raise APIError(400, {"detail": "Last-Event-ID and after must be a point id"}) from None
+    else:
+        after = await run_in_threadpool(_newest_id, request, stream.pk)
+
+    async def events() -> AsyncIterator[bytes]:
+        nonlocal after
+        started = quiet_since = time.monotonic()
+        yield b"retry: 2000\n\n"
+        while time.monotonic() - started < timeout and not await request.is_disconnected():
+            rows = await run_in_threadpool(_newer_rows, request, stream.pk, after)
+            if rows:
+                after = int(rows[-1][0])
+                outputs = conv.outputs([r[2] for r in rows])
+                items = [
+                    {
+                        "id": r[0],
+                        "timestamp": stamp,
+                        "value": r[2],
+                        "output_value": out,
+                        "int_value": r[3],
+                        "streamer_local_id": r[4],
+                    }
+                    for r, stamp, out in zip(rows, iso_from_micros([r[1] for r in rows]), outputs, strict=True)
+                ]
+                yield b"id: %d\nevent: data\ndata: " % after + orjson.dumps(items) + b"\n\n"
+                quiet_since = time.monotonic()
+                if len(rows) == LIVE_BATCH:
+                    continue
+            elif time.monotonic() - quiet_since > LIVE_HEARTBEAT_SECONDS:
+                yield b": keep-alive\n\n"
+                quiet_since = time.monotonic()
+            await asyncio.sleep(LIVE_POLL_SECONDS)
+
+    return StreamingResponse(
+        events(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.get(
+    "/stream/{slug}/parquet/",
+    summary="A stream's data as a Parquet file (the columns of the Arrow stream of /df/)",
+    response_class=Response,
+)
+async def stream_parquet(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
+    """The ``/df/?format=arrow`` selection (``start``, ``end``, ``lastn`` apply) written as Parquet.
+    The file is built in memory: meant for what a person downloads, not for bulk transfer."""
+    # columnar first (unsorted on purpose): without pyarrow its import answers 406 naming the extra.
+    import io  # noqa: I001
+
+    from iotile_cloud.server import columnar
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def checked() -> StreamingResponse:
+        with state(request).read() as conn:
+            stream = stream_by_slug(conn, principal, slug)
+        return columnar.arrow_response(request, principal, stream.slug)
+
+    arrow = await run_in_threadpool(checked)
+    chunks = [chunk async for chunk in arrow.body_iterator]
+    table = pa.ipc.open_stream(b"".join(c if isinstance(c, bytes) else str(c).encode() for c in chunks)).read_all()
+    out = io.BytesIO()
+    pq.write_table(table, out)
+    return Response(
+        out.getvalue(),
+        media_type="application/vnd.apache.parquet",
+        headers={"Content-Disposition": f'attachment; filename="{slug}.parquet"'},
+    )
