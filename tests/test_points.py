@@ -175,6 +175,49 @@ def test_per_point_edits_keep_ids_and_order(cloud: CloudHelper, stream_pks: list
         assert points.find(conn, ids[-1] + 1) is None
 
 
+def test_trim_newer_and_buckets_match_numpy(cloud: CloudHelper, stream_pks: list[int]) -> None:
+    """The device trim, the live feed's "points after id X" and the plot's buckets against the same
+    computations on the plain arrays, over several segments (one crossing each trim bound)."""
+    first, second = stream_pks
+    rng = np.random.default_rng(5)
+    t0, step = 1_700_000_000_000_000, 1_000_000
+    with cloud.engine.begin() as conn:
+        batches = []
+        for pk, n, offset in [(first, 3000, 0), (first, 3000, 3000), (second, 500, 0), (first, 2000, 6000)]:
+            batch = make_points(rng, n, t0=t0 + offset * step, step=step)
+            batch.value[rng.random(n) < 0.05] = 0.0
+            batch.flags[rng.random(n) < 0.05] |= points.VALUE_NULL  # some values null
+            batch.stream_pk[:] = pk
+            points.append_batch(conn, batch, merge=False)
+            batches.append(batch)
+    stored = points.Points.concat(batches)
+    mine = stored.take(stored.stream_pk == first).in_order()
+    with cloud.engine.connect() as conn:
+        selection = points.select(conn, points.Query([first]))
+        size = 8000 * step // 37 + 1
+        index, times, lows, highs, counts = selection.buckets(int(mine.ts[0]), size, 37)
+        slot = (mine.ts - mine.ts[0]) // size
+        valued = ~mine.nulls(points.VALUE_NULL)
+        for i, b in enumerate(index.tolist()):
+            in_bucket = slot == b
+            assert counts[i] == in_bucket.sum() and times[i] == mine.ts[in_bucket].min()
+            values = mine.value[in_bucket & valued]
+            assert (lows[i], highs[i]) == (values.min(), values.max())
+        assert counts.sum() == len(mine)
+        after = int(np.sort(stored.id)[-2500])
+        newer = points.newer(conn, first, after, 100)
+        expected_ids = np.sort(mine.id[mine.id > after])[:100]
+        np.testing.assert_array_equal(newer.id, expected_ids)
+        assert points.newest_id(conn, first) == int(mine.id.max()) and points.newest_id(conn, -1) == 0
+    start, end = t0 + 1500 * step, t0 + 6500 * step
+    with cloud.engine.begin() as conn:
+        points.trim(conn, [first], start, end)
+    with cloud.engine.connect() as conn:
+        kept = mine.take((mine.ts >= start) & (mine.ts <= end))
+        same(points.select(conn, points.Query([first])).all(), kept)
+        assert points.counts(conn, [second]) == {second: 500}  # other streams untouched
+
+
 def test_migration_moves_rows_into_segments_and_back(tmp_path: Path) -> None:
     """A database at the revision before ``store`` with points: upgraded in place, every point reads back identical
     (ids included), new points continue the ids; and a downgrade restores the rows."""

@@ -385,8 +385,7 @@ def stream_counts(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]
         .order_by(db.streams.c.slug)
     ).all()
     stored = points.counts(conn, [s.pk for s in streams])
-    rows = [(s.slug, s.implicit, stored[s.pk]) for s in streams if s.pk in stored]
-    return {slug: {"data_cnt": count, "has_streamid": not implicit} for slug, implicit, count in rows}
+    return {s.slug: {"data_cnt": stored[s.pk], "has_streamid": not s.implicit} for s in streams if s.pk in stored}
 
 
 @router.get("/device/{slug}/key/", summary="A device key: ?type=a-jwt (a device-scoped token) or an uploaded type")
