@@ -338,7 +338,8 @@ class _TimeoutHTTPAdapter(HTTPAdapter):
 class Api:
     """Entry point of the 0.9.14 client: ``Api(domain).login(email=..., password=...)``.
 
-    ``session`` is the ``requests.Session`` every request goes through (``verify`` as given).
+    ``session`` is the ``requests.Session`` every request goes through (``verify`` as given: a bool
+    or a CA bundle path).
     ``timeout`` applies to every request (default: 60 s read, 10 s connect). ``retries`` is the
     number of retries of idempotent requests on connection errors, 429 and 502/503/504, with
     jittered exponential backoff; None means no retries, as in 0.9.14, and a timeout alone never
@@ -353,7 +354,7 @@ class Api:
         self,
         domain: str | None = None,
         token_type: str | None = None,
-        verify: bool = True,
+        verify: bool | str = True,
         timeout: float | httpx.Timeout | None = None,
         retries: int | RetryPolicy | None = None,
         *,
