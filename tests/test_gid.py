@@ -147,7 +147,7 @@ def test_stream_string_round_trip(pid: list[str], did: list[str], vid: str) -> N
     assert rebuilt == slug
 
 
-@given(st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 48) - 1), st.integers(0, 0xFFFF))
+@given(st.integers(0, (1 << 32) - 1), st.integers(0, (1 << 48) - 1), st.integers(1, 0xFFFF))
 def test_from_parts_get_parts(project: int, device: int, lid: int) -> None:
     stream = IOTileStreamSlug()
     stream.from_parts(project=project, device=device, variable=IOTileVariableSlug(lid, project))

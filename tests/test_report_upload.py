@@ -39,13 +39,14 @@ def test_upload_binary_report_then_duplicates(api: Api, cloud: CloudHelper, devi
     device, project = device10
     ts = RECEIVED.isoformat()
     resp = api.streamer(action="report").upload_file(filename=str(REPORTS / "valid_100_readings.bin"), timestamp=ts)
-    assert resp == {"count": 100}
+    assert resp == {"count": 100, "stored": 100, "duplicates": 0, "events": 0}
     assert _count(cloud) == 101  # 100 readings and the 5a05 "complete report" marker
     acks = api.client.streamer_acks(device)
     report = SignedListReport.decode((REPORTS / "valid_100_readings.bin").read_bytes())
     assert acks == {report.streamer_index: report.highest_id}
-    # The same report again stores nothing new.
-    assert api.client.upload_report(REPORTS / "valid_100_readings.bin", received=RECEIVED) == {"count": 100}
+    # The same report again stores nothing new, and the answer says so.
+    again = api.client.upload_report(REPORTS / "valid_100_readings.bin", received=RECEIVED)
+    assert again == {"count": 100, "stored": 0, "duplicates": 100, "events": 0}
     assert _count(cloud) == 101
     records = api.streamer.report.get()
     assert records["count"] == 2
@@ -58,7 +59,7 @@ def test_reading_times_and_values(api: Api, cloud: CloudHelper, device10: tuple[
     device, project = device10
     readings = [Reading(0x5001, 1, 10, 100), Reading(0x5001, 2, 20, 200), Reading(0x5C00, 3, 0x80000000 | 600, 7)]
     report = SignedListReport(device=10, report_id=4, sent_timestamp=30, readings=readings)
-    assert api.client.upload_report(report, received=RECEIVED) == {"count": 3}
+    assert api.client.upload_report(report, received=RECEIVED)["count"] == 3
     points = api.data.get(filter=f"s--{project[3:]}--{device[3:]}--5001")["results"]
     assert [p["timestamp"] for p in points] == ["2026-02-01T01:59:40Z", "2026-02-01T01:59:50Z"]
     assert [p["int_value"] for p in points] == [100, 200]
@@ -95,7 +96,7 @@ def test_ten_concurrent_uploads_store_each_reading_once(
 
     def upload() -> None:
         try:
-            assert api.client.upload_report(data, received=RECEIVED, filename="r.bin") == {"count": 100}
+            assert api.client.upload_report(data, received=RECEIVED, filename="r.bin")["count"] == 100
         except BaseException as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -110,7 +111,8 @@ def test_ten_concurrent_uploads_store_each_reading_once(
 
 def test_dictionary_report_with_events(api: Api, cloud: CloudHelper, device10: tuple[str, str]) -> None:
     device, project = device10
-    assert api.client.upload_report(REPORTS / "v2_event_with_data.json", received=RECEIVED) == {"count": 2}
+    answer = api.client.upload_report(REPORTS / "v2_event_with_data.json", received=RECEIVED)
+    assert (answer["count"], answer["stored"], answer["events"]) == (2, 2, 2)
     events = api.event.get(filter=device)["results"]
     assert [e["extra_data"] for e in events] == [{"foo": "a", "bar": "b"}, {"foo": "c", "bar": "d"}]
     data = api.data.get(filter=f"s--{project[3:]}--{device[3:]}--5051")["results"]
@@ -118,7 +120,7 @@ def test_dictionary_report_with_events(api: Api, cloud: CloudHelper, device10: t
         ("2017-01-10T10:02:00Z", 5),
         ("2017-01-10T10:07:00Z", 6),
     ]
-    assert api.client.upload_report(REPORTS / "v2_report1.mp", received=RECEIVED) == {"count": 0}
+    assert api.client.upload_report(REPORTS / "v2_report1.mp", received=RECEIVED)["count"] == 0
 
 
 @pytest.mark.parametrize(
@@ -179,7 +181,7 @@ def test_signed_reports_need_a_registered_key(api: Api, cloud: CloudHelper, devi
         api.client.upload_report(data, received=RECEIVED, filename="s.bin")
     with cloud.engine.begin() as conn:
         conn.execute(sa.update(db.devices).where(db.devices.c.id == 10).values(report_key=key.hex()))
-    assert api.client.upload_report(data, received=RECEIVED, filename="s.bin") == {"count": 1}
+    assert api.client.upload_report(data, received=RECEIVED, filename="s.bin")["count"] == 1
     assert _count(cloud) == 2
 
 
@@ -189,7 +191,7 @@ def test_device_token_acts_only_for_its_device(api: Api, cloud: CloudHelper, dev
     token = api.device(device10[0]).key.get(type="a-jwt")["key"]
     gateway = Api(cloud.url)
     gateway.set_token(token, token_type="a-jwt")
-    assert gateway.client.upload_report(REPORTS / "valid_16_readings.bin", received=RECEIVED) == {"count": 16}
+    assert gateway.client.upload_report(REPORTS / "valid_16_readings.bin", received=RECEIVED)["count"] == 16
     with pytest.raises(HttpClientError) as info:
         gateway.client.upload_report(REPORTS / "device-0ade-report.bin", received=RECEIVED)
     assert info.value.status_code == 403

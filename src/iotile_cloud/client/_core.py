@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import email.utils
+import json
 import random
 import ssl
 import threading
@@ -22,7 +23,7 @@ import httpx
 import orjson
 
 from iotile_cloud import __version__
-from iotile_cloud.api.exceptions import (
+from iotile_cloud.errors import (
     ApiConnectionError,
     ApiTimeoutError,
     HttpCouldNotVerifyServerError,
@@ -39,6 +40,10 @@ __all__ = [
     "Client",
     "AsyncClient",
     "TokenType",
+    "decode_content",
+    "decode_body",
+    "http_error",
+    "check_response",
 ]
 
 DEFAULT_DOMAIN = "https://iotile.cloud"
@@ -47,6 +52,8 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0, pool=10.0)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 TokenType = Literal["jwt", "token", "a-jwt"]
 _UNSET: Any = object()
+# Request extension telling a transport that the caller reads the body as it arrives.
+STREAM_EXTENSION = "iotile_stream"
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,8 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_retries=0)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def _retry_after(response: Any) -> float | None:
+    """The server's ``Retry-After`` in seconds (httpx and requests responses alike)."""
     value = response.headers.get("Retry-After")
     if not value:
         return None
@@ -80,8 +88,9 @@ def _retry_after(response: httpx.Response) -> float | None:
         return max(0.0, float(value))
     except ValueError:
         pass
-    parsed = email.utils.parsedate_to_datetime(value) if value else None
-    if parsed is None:
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
         return None
     return max(0.0, parsed.timestamp() - time.time())
 
@@ -130,34 +139,44 @@ def _transport_error(error: Exception, method: str, url: str) -> Exception:
     return ApiConnectionError(f"{method} {url} failed: {error!r}", method=method, url=url)
 
 
-def decode_body(response: httpx.Response) -> Any:
-    """JSON bodies parsed; 204/205 and empty bodies give None; anything else the raw bytes."""
-    if response.status_code in (204, 205) or not response.content:
+def decode_content(status_code: int, content: bytes) -> Any:
+    """A body as 0.9.14 read it: None for 204/205, parsed JSON whenever it parses (whatever the
+    Content-Type says), else the raw bytes (CSV from ``/df/``, files, an empty body)."""
+    if status_code in (204, 205):
         return None
-    ctype = response.headers.get("content-type", "")
-    if "json" in ctype:
-        try:
-            return orjson.loads(response.content)
-        except orjson.JSONDecodeError:
-            return response.content
-    return response.content
+    if not content:
+        return content
+    try:
+        return orjson.loads(content)
+    except orjson.JSONDecodeError:
+        pass
+    # The standard parser also takes what orjson refuses (NaN, huge ints, UTF-16/32 bodies).
+    try:
+        return json.loads(content)
+    except (ValueError, UnicodeDecodeError):
+        return content
+
+
+def decode_body(response: httpx.Response) -> Any:
+    return decode_content(response.status_code, response.content)
+
+
+def http_error(status_code: int, method: str, url: str, content: bytes, response: Any = None) -> RestHttpBaseException:
+    """The typed error for a failed answer (httpx or requests response); not raised here."""
+    detail = decode_content(status_code, content) if content else None
+    error = error_for_status(status_code, method, url, detail, content, response)
+    if isinstance(error, HttpTooManyRequestsError) and response is not None:
+        error.retry_after = _retry_after(response)
+    return error
 
 
 def check_response(response: httpx.Response) -> None:
     """Raise the typed error for a non-2xx response."""
     if response.is_success:
         return
-    content = response.content
-    try:
-        detail: Any = orjson.loads(content) if content else None
-    except orjson.JSONDecodeError:
-        detail = content
-    error = error_for_status(
-        response.status_code, response.request.method, str(response.request.url), detail, content, response
+    raise http_error(
+        response.status_code, response.request.method, str(response.request.url), response.content, response
     )
-    if isinstance(error, HttpTooManyRequestsError):
-        error.retry_after = _retry_after(response)
-    raise error
 
 
 def jwt_expiry(token: str) -> float | None:
@@ -263,7 +282,8 @@ class Client(_Base):
             limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             # A compatible server answers a second login that carries session cookies with 403.
             cookies=None,
-            trust_env=self._verify is not False,
+            # A given transport owns proxies and certificates (the facade's requests.Session does).
+            trust_env=self._verify is not False and transport is None,
         )
 
     @classmethod
@@ -369,7 +389,11 @@ class Client(_Base):
             if self._needs_refresh():
                 self._try_refresh()
             request = self._http.build_request(
-                method, url, params=_clean(params), headers={**self.auth_headers(), **(headers or {})}
+                method,
+                url,
+                params=_clean(params),
+                headers={**self.auth_headers(), **(headers or {})},
+                extensions={STREAM_EXTENSION: True},
             )
             try:
                 response = self._http.send(request, stream=True)
@@ -511,15 +535,30 @@ class Client(_Base):
             self.token = None
             self.username = None
 
-    def refresh_token(self) -> str:
-        """Swap the current JWT for a fresh one (raises when the server refuses)."""
+    def renew_token(self, *, check: bool = True) -> str | None:
+        """POST ``auth/api-jwt-refresh/`` and swap the fresh JWT in (unless another thread already did).
+
+        Returns the current token, or None when the server answered without one (any status, an
+        empty 204 included) and ``check`` is off; with ``check`` a refusal raises its typed error.
+        Transport and TLS failures always raise.
+        """
         with self._lock:
             current = self.token
-        body = self.request("POST", "auth/api-jwt-refresh/", json={"token": current}, auth=False)
+        response = self.send("POST", "auth/api-jwt-refresh/", json={"token": current}, auth=False, check=check)
+        fresh = _token_in(decode_body(response)) if response.is_success else None
+        if fresh is None:
+            return None
         with self._lock:
             if self.token == current:
-                self.token = body["token"]
-            return str(self.token)
+                self.token = fresh
+            return self.token
+
+    def refresh_token(self) -> str:
+        """Swap the current JWT for a fresh one (raises when the server refuses)."""
+        token = self.renew_token()
+        if token is None:
+            raise RestHttpBaseException("The server answered the token refresh without a token")
+        return token
 
     def _try_refresh(self) -> bool:
         with self._lock:
@@ -671,10 +710,12 @@ class AsyncClient(_Base):
 
     async def refresh_token(self) -> str:
         current = self.token
-        body = await self.request("POST", "auth/api-jwt-refresh/", json={"token": current}, auth=False)
+        fresh = _token_in(await self.request("POST", "auth/api-jwt-refresh/", json={"token": current}, auth=False))
+        if fresh is None:
+            raise RestHttpBaseException("The server answered the token refresh without a token")
         with self._lock:
             if self.token == current:
-                self.token = body["token"]
+                self.token = fresh
             return str(self.token)
 
     async def _try_refresh(self) -> bool:
@@ -686,6 +727,12 @@ class AsyncClient(_Base):
             except (RestHttpBaseException, ApiConnectionError):
                 return False
             return True
+
+
+def _token_in(body: Any) -> str | None:
+    """The token of a refresh answer, if it has one."""
+    token = body.get("token") if isinstance(body, dict) else None
+    return str(token) if token else None
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -25,6 +28,9 @@ log = logging.getLogger("iotile_cloud.server")
 API = "/api/v1"
 
 
+DATABASE_FILE = "iotile-cloud.sqlite3"
+
+
 def default_data_dir() -> Path:
     import platformdirs
 
@@ -37,11 +43,15 @@ def create_app(
     *,
     migrate: bool = True,
     stage: str = "local",
+    fixed_tokens: bool = False,
     limits: BodyLimits | None = None,
 ) -> FastAPI:
-    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
+    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``.
+
+    ``fixed_tokens`` is for test fixtures only: it lets them register fixed credentials (``JWT_USER``).
+    """
     folder = private_dir(Path(data_dir) if data_dir else default_data_dir())
-    url = database_url or db.sqlite_url(folder / "iotile-cloud.sqlite3")
+    url = database_url or db.sqlite_url(folder / DATABASE_FILE)
     private_sqlite(url)
     engine = db.make_engine(url)
     if migrate:
@@ -53,22 +63,72 @@ def create_app(
         openapi_url="/api/schema/",
         docs_url="/api/docs/",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.iotile = AppState(
-        engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
+        engine=engine,
+        jwt=JwtCodec(load_or_create_secret(folder)),
+        data_dir=folder,
+        stage=stage,
+        fixed_tokens={} if fixed_tokens else None,
     )
     _install_handlers(app)
     for router in routers():
         app.include_router(router, prefix=API)
     app.add_middleware(BodyLimitMiddleware, api=app, limits=limits or BodyLimits())
+    from iotile_cloud.server import console
+
+    console.mount(app, API)
     return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Shutting down (when the server runs the lifespan): this worker's pending counts to the database.
+    await run_in_threadpool(app.state.iotile.close)
 
 
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import auth, data, devices, misc, orgs, reports, streams
+    from iotile_cloud.server.routes import (
+        aliases,
+        auth,
+        configs,
+        data,
+        datablocks,
+        device_actions,
+        devices,
+        generated,
+        misc,
+        notes,
+        orgs,
+        ota,
+        reports,
+        streams,
+        subroutes,
+        templates,
+    )
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data)]
+    modules = (
+        misc,
+        auth,
+        orgs,
+        reports,
+        devices,
+        device_actions,
+        streams,
+        data,
+        notes,
+        aliases,
+        configs,
+        templates,
+        subroutes,
+        ota,
+        datablocks,
+        generated,
+    )
+    return [module.router for module in modules]
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -108,8 +168,10 @@ def _install_handlers(app: FastAPI) -> None:
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        request.app.state.iotile.request_count += 1
+        request.app.state.iotile.requests.add()
         response: Response = await call_next(request)
+        if response.status_code >= 400:
+            request.app.state.iotile.errors.add()
         log.info(
             "%s %s %s %.1fms",
             request.method,

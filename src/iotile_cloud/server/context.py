@@ -14,6 +14,7 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
+from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
 from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest
 
@@ -83,7 +84,32 @@ class AppState:
     jwt: JwtCodec
     data_dir: Path
     stage: str = "local"
-    request_count: int = 0
+    # Test fixtures only (``create_app(fixed_tokens=True)``): fixed credentials such as the original
+    # mock cloud's ``JWT_USER``, each standing for one account (token -> email). ``None``: refused.
+    fixed_tokens: dict[str, str] | None = None
+    # Shared by every worker through the database (see counters.py), not held in this process.
+    requests: SharedCounter = field(init=False)
+    errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
+
+    def __post_init__(self) -> None:
+        self.requests = SharedCounter(self.engine, REQUESTS)
+        self.errors = SharedCounter(self.engine, ERRORS)
+
+    def close(self) -> None:
+        """At shutdown: write this worker's pending counts, then close the connection pool."""
+        try:
+            self.requests.close()
+            self.errors.close()
+        finally:
+            self.engine.dispose()
+
+    def fixed_token_for(self, email: str) -> str | None:
+        """The fixed token that stands for this account, if any."""
+        for token, owner in (self.fixed_tokens or {}).items():
+            if owner == email.lower():
+                return token
+        return None
+
     # Logins wait here, as coroutines, for a KDF slot: a flood queues cheaply instead of holding threads.
     kdf_queue: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(KDF_CONCURRENCY))
 
@@ -131,6 +157,11 @@ class Principal:
     def staff_view(self) -> bool:
         """Staff see everything, but only when they ask with ``?staff=1``."""
         return self.is_staff and self.staff_arg
+
+    @property
+    def can_register_devices(self) -> bool:
+        """Staff with ``?staff=1`` (as on the original), or the local server's owner (``users.is_owner``)."""
+        return self.staff_view or bool(self.user is not None and self.user.is_owner)
 
     def role(self, conn: Connection, org_id: str | None) -> str | None:
         if self.user is None or org_id is None:
@@ -189,7 +220,9 @@ def _authenticate(request: Request) -> Principal:
     header = request.headers.get("authorization", "")
     staff_arg = flag(request, "staff")
     if not header.strip():
-        return Principal(user=None, staff_arg=staff_arg)
+        from iotile_cloud.server.console.session import cookie_user
+
+        return Principal(user=cookie_user(request), staff_arg=staff_arg)
     scheme, _, credential = header.strip().partition(" ")
     scheme = scheme.lower()
     credential = credential.strip()
@@ -199,7 +232,10 @@ def _authenticate(request: Request) -> Principal:
         raise APIError(401, {"detail": "Invalid Authorization header. No credentials provided."}, unauthorized)
     device_scope = None
     with app.read() as conn:
-        if scheme in ("jwt", "bearer", "a-jwt"):
+        fixed_owner = (app.fixed_tokens or {}).get(credential) if scheme == "jwt" else None
+        if fixed_owner is not None:
+            user = conn.execute(sa.select(db.users).where(db.users.c.email == fixed_owner)).first()
+        elif scheme in ("jwt", "bearer", "a-jwt"):
             try:
                 payload = app.jwt.decode(credential)
             except TokenError as error:

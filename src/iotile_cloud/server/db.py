@@ -43,6 +43,8 @@ users = sa.Table(
     sa.Column("api_token", sa.String(64), nullable=False, unique=True),
     sa.Column("is_staff", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("is_active", sa.Boolean, nullable=False, server_default=sa.true()),
+    # The local server's owner may register devices without staff steps (there is no factory here).
+    sa.Column("is_owner", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", Micros, nullable=False),
     sa.Column("updated_at", Micros, nullable=False),
 )
@@ -148,6 +150,9 @@ streams = sa.Table(
     sa.Column("division_factor", sa.Integer, nullable=True),
     sa.Column("offset", sa.Float, nullable=True),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    # A row made only to key data loaded for a stream that has no stream record (mock fixtures): it
+    # holds data and counts in /device/<slug>/extra/, but /stream/ does not list it.
+    sa.Column("implicit", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_on", Micros, nullable=False),
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )
@@ -173,7 +178,7 @@ events = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True),
     sa.Column("stream_pk", sa.Integer, sa.ForeignKey("streams.pk", ondelete="CASCADE"), nullable=False),
-    sa.Column("ts", Micros, nullable=False),
+    sa.Column("ts", Micros, nullable=True),  # null where a loaded fixture event has none
     sa.Column("device_timestamp", sa.BigInteger, nullable=True),
     sa.Column("streamer_local_id", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("dirty_ts", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -263,12 +268,288 @@ login_failures = sa.Table(
 )
 
 
+# -- registries the mock cloud fixtures grow, OTA, data blocks, generated reports ------------------
+
+catalog_entries = sa.Table(
+    "catalog_entries",
+    metadata,
+    # Sensor graphs (kind "sg") and device templates ("dt") registered beside the built-in catalog;
+    # a row with a built-in slug replaces that entry.
+    sa.Column("kind", sa.String(2), primary_key=True),
+    sa.Column("slug", sa.String(100), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+ota_scripts = sa.Table(
+    "ota_scripts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("url", sa.String(255), nullable=False, server_default=""),
+    sa.Column("key", sa.String(255), nullable=False, server_default=""),
+    sa.Column("major_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("minor_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("patch_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("released", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_on", Micros, nullable=False),
+)
+
+ota_deployments = sa.Table(
+    "ota_deployments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("script_id", sa.Integer, sa.ForeignKey("ota_scripts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("fleet_id", sa.Integer, sa.ForeignKey("fleets.id", ondelete="CASCADE"), nullable=True),
+    # Set only by the test helpers, which (as the original fake) make one request per device.
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("selection_criteria", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("released_on", Micros, nullable=True),
+    sa.Column("completed_on", Micros, nullable=True),
+    sa.Column("created_on", Micros, nullable=False),
+)
+
+ota_actions = sa.Table(
+    "ota_actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("deployment_id", sa.Integer, sa.ForeignKey("ota_deployments.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("last_attempt_on", Micros, nullable=True),
+    sa.Column("attempt_successful", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("device_confirmation", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("log", sa.Text, nullable=True),
+)
+
+device_versions = sa.Table(
+    "device_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("type", sa.String(3), nullable=False),
+    sa.Column("tag", sa.Integer, nullable=False),
+    sa.Column("major_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("minor_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("streamer_local_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_ts", Micros, nullable=True),
+    sa.Column("created_on", Micros, nullable=False),
+)
+
+datablocks = sa.Table(
+    "datablocks",
+    metadata,
+    sa.Column("slug", sa.String(32), primary_key=True),
+    sa.Column("id", sa.BigInteger, nullable=False),
+    sa.Column("device_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("block", sa.Integer, nullable=False),
+    sa.Column("title", sa.String(100), nullable=False, server_default=""),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("sg", sa.String(100), nullable=True),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+)
+
+generated_reports = sa.Table(
+    "generated_reports",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("label", sa.String(120), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("source_ref", sa.String(50), nullable=False, server_default=""),
+    sa.Column("status", sa.String(3), nullable=False, server_default="GS"),
+    sa.Column("key", sa.String(255), nullable=True),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+)
+
+
+# Numbers every worker adds to (see counters.py): the request count of the test helper.
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(40), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False, server_default="0"),
+)
+
+
+# Console sign-ins (server/console/): the cookie carries a random token, the table only its SHA-256,
+# so a leaked database does not hand out live sessions. Signing out deletes the row.
+console_sessions = sa.Table(
+    "console_sessions",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True),
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", Micros, nullable=False),
+    sa.Column("expires_at", Micros, nullable=False),
+)
+
+
+# -- notes, locations, aliases, templates, configuration, keys, invitations (the rest of the API) --
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False, index=True),
+    sa.Column("ts", Micros, nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    # 'ui' user notes; 'si' system notes (configuration changes, resets)
+    sa.Column("type", sa.String(2), nullable=False, server_default="ui"),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+device_locations = sa.Table(
+    "device_locations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False, index=True),
+    sa.Column("ts", Micros, nullable=False),
+    sa.Column("lat", sa.Float, nullable=False),
+    sa.Column("lon", sa.Float, nullable=False),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+stream_aliases = sa.Table(
+    "stream_aliases",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+stream_alias_taps = sa.Table(
+    "stream_alias_taps",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("alias_id", sa.Integer, sa.ForeignKey("stream_aliases.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("ts", Micros, nullable=False),
+    sa.Column("stream_pk", sa.Integer, sa.ForeignKey("streams.pk", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+property_templates = sa.Table(
+    "property_templates",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("name", sa.String(48), nullable=False),
+    sa.Column("type", sa.String(4), nullable=False, server_default="str"),
+    sa.Column("default", sa.String(256), nullable=False, server_default=""),
+    sa.Column("extra", sa.Text, nullable=True),  # JSON
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("org_id", "name", name="uq_property_templates_org_name"),
+)
+
+property_template_enums = sa.Table(
+    "property_template_enums",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("template_id", sa.Integer, sa.ForeignKey("property_templates.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("template_id", "value", name="uq_property_template_enums_template_value"),
+)
+
+config_names = sa.Table(
+    "config_names",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(64), nullable=False, unique=True),
+    sa.Column("description", sa.Text, nullable=True),
+    sa.Column("tags", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+)
+
+config_attrs = sa.Table(
+    "config_attrs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("target", sa.String(64), nullable=False),
+    sa.Column("name_id", sa.Integer, sa.ForeignKey("config_names.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("data", sa.Text, nullable=True),  # JSON
+    sa.Column("updated_on", Micros, nullable=False),
+    sa.Column("updated_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("target", "name_id", name="uq_config_attrs_target_name"),
+)
+
+device_keys = sa.Table(
+    "device_keys",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("slug", sa.String(24), nullable=False),
+    sa.Column("type", sa.String(16), nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    sa.Column("downloadable", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.UniqueConstraint("slug", "type", name="uq_device_keys_slug_type"),
+)
+
+# Health settings and the data mask of a device (one row, made on first use).
+device_status = sa.Table(
+    "device_status",
+    metadata,
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("health_check_enabled", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("health_check_period", sa.Integer, nullable=False, server_default="7200"),
+    sa.Column("notification_recipients", sa.Text, nullable=False, server_default="[]"),  # JSON list
+    sa.Column("mask_start", Micros, nullable=True),
+    sa.Column("mask_end", Micros, nullable=True),
+)
+
+invitations = sa.Table(
+    "invitations",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("email", sa.String(254), nullable=False),
+    sa.Column("role", sa.String(2), nullable=False),
+    sa.Column("token", sa.String(64), nullable=False, unique=True),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("accepted_on", Micros, nullable=True),
+    sa.UniqueConstraint("org_id", "email", name="uq_invitations_org_email"),
+)
+
+
 def update_row(conn: Any, table: sa.Table, key: str, value: Any, changes: dict[str, Any]) -> Any:
     """Apply ``changes`` (if any) to the row whose ``key`` column is ``value``; return the fresh row."""
     column = table.c[key]
     if changes:
         conn.execute(sa.update(table).where(column == value).values(**changes))
     return conn.execute(sa.select(table).where(column == value)).one()
+
+
+def dialect_insert(conn: Any) -> Any:
+    """The dialect's ``insert`` construct (both have ``on_conflict_do_nothing/update``)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def serialize_on(conn: Any, key: str) -> None:
+    """Hold a lock named ``key`` until this transaction ends, across every worker.
+
+    PostgreSQL: a transaction-scoped advisory lock. SQLite needs nothing: every write transaction
+    starts with ``BEGIN IMMEDIATE`` and so already runs alone.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": key})
 
 
 def new_id(result: Any) -> Any:
@@ -410,12 +691,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def migrate(engine: Engine) -> None:
-    """Create or upgrade the schema to the newest Alembic revision."""
+    """Create or upgrade the schema to the newest Alembic revision.
+
+    Safe to call from several processes at once: the upgrade runs under a database-wide lock
+    (SQLite: the ``BEGIN IMMEDIATE`` write lock; PostgreSQL: an advisory lock), so the first caller
+    migrates and the others then find the schema at head.
+    """
     from alembic import command
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
     with engine.begin() as connection:
+        serialize_on(connection, "iotile-cloud:migrate")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

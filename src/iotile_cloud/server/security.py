@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import os
 import secrets
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -94,18 +95,36 @@ def private_sqlite(url: str) -> None:
 
 
 def load_or_create_secret(data_dir: Path) -> str:
-    """The JWT signing secret: made on first start, kept owner-only in the data directory."""
+    """The JWT signing secret: made on first start, kept owner-only in the data directory.
+
+    Every worker of ``serve --workers N`` must sign with the same secret, and they may start at the
+    same moment: the secret is written whole to a private temporary file and then hard-linked into
+    place, which succeeds for exactly one writer; the others read the winner's file.
+    """
     path = data_dir / "jwt-secret"
     try:
         os.chmod(path, 0o600)
-        return path.read_text().strip()
+        return _read_secret(path)
     except FileNotFoundError:
         pass
     private_dir(data_dir)
-    secret = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fp:
-        fp.write(secret)
+    fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".jwt-secret-")  # mode 0600
+    try:
+        with os.fdopen(fd, "w") as fp:
+            fp.write(secrets.token_urlsafe(48))
+            fp.flush()
+            os.fsync(fp.fileno())
+        with contextlib.suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> str:
+    secret = path.read_text().strip()
+    if not secret:
+        raise ValueError(f"{path} is empty: delete it to make a new JWT secret (logs everyone out)")
     return secret
 
 

@@ -141,6 +141,11 @@ def project(row: Row[Any], lk: Lookup) -> dict[str, Any]:
     }
 
 
+def decimal_text(value: float | None) -> str | None:
+    """A coordinate as the original's DecimalField(max_digits=12, decimal_places=6) renders it: a string."""
+    return None if value is None else f"{value:.6f}"
+
+
 def device(row: Row[Any], lk: Lookup) -> dict[str, Any]:
     gid = int2did(row.id)
     return {
@@ -154,8 +159,8 @@ def device(row: Row[Any], lk: Lookup) -> dict[str, Any]:
         "template": row.template,
         "org": lk.org_slug(row.org_id),
         "project": row.project_id,
-        "lat": row.lat,
-        "lon": row.lon,
+        "lat": decimal_text(row.lat),
+        "lon": decimal_text(row.lon),
         "state": row.state,
         "busy": False,
         "created_on": iso(row.created_on),
@@ -197,6 +202,12 @@ def variable(row: Row[Any], lk: Lookup) -> dict[str, Any]:
     }
 
 
+def stream_data_type(var_type: str | None) -> str:
+    """The variable type's data type ('D0' data, 'E0' events); '00' (unknown) without one, as the original."""
+    item = catalog.vartype(var_type) if var_type else None
+    return str(item.get("stream_data_type") or "00") if item else "00"
+
+
 def stream(row: Row[Any], lk: Lookup) -> dict[str, Any]:
     proj = lk.project(row.project_id)
     var = lk.variable(row.variable_id)
@@ -210,7 +221,7 @@ def stream(row: Row[Any], lk: Lookup) -> dict[str, Any]:
         "data_label": row.data_label,
         "variable": f"v--{int2pid(proj.gid)}--{var.lid:04x}",
         "var_type": row.var_type,
-        "data_type": "D0",
+        "data_type": stream_data_type(row.var_type),
         "var_name": var.name,
         "var_lid": var.lid,
         "input_unit": unit_dict(row.input_unit, False),
@@ -306,11 +317,15 @@ def streamer_report(row: Row[Any], streamer_slug: str, lk: Lookup) -> dict[str, 
     }
 
 
+# The original's event bucket name; the local server keeps event files in its data folder.
+EVENT_BUCKET = "iotile-cloud-stream-event-data"
+
+
 def event(row: Row[Any], info: dict[str, str]) -> dict[str, Any]:
     return {
         "id": row.id,
         **info,
-        "s3bucket": None,
+        "s3bucket": EVENT_BUCKET,
         "s3key": row.data_path,
         "ext": row.ext,
         "has_raw_data": row.data_path is not None,

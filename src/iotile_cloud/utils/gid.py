@@ -10,7 +10,8 @@ Every constructor raises :class:`ValueError` with a readable message for malform
 from __future__ import annotations
 
 import re
-from typing import Any, Union
+from builtins import int  # noqa: UP029 - a name 0.9.14 exposed from this module
+from typing import Any, TypeGuard, Union
 
 __all__ = [
     "int16gid",
@@ -90,12 +91,10 @@ def int2fid(n: int) -> str:
 
 
 def gid_split(val: str) -> list[str]:
+    """``'p--0000-0001'`` -> ``['p', '0000-0001']`` (a bare id gives one part, as in 0.9.14)."""
     if not isinstance(val, str):
         raise ValueError(f"Expected a slug string, got {val!r}")
-    parts = val.split("--")
-    if len(parts) < 2:
-        raise ValueError(f"Illegal slug {val!r}: expected '<type>--<id>'")
-    return parts
+    return val.split("--")
 
 
 def gid_join(elements: list[str]) -> str:
@@ -123,7 +122,7 @@ def gid2int(gid: str) -> int:
         raise ValueError(f"Illegal id {gid!r}: not hex") from None
 
 
-def _plain_int(value: Any) -> bool:
+def _plain_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -141,7 +140,7 @@ def _hex_to_int(text: str, bits: int, what: str) -> int:
 
 
 class IOTileCloudSlug:
-    """Base class: a slug string of the form ``<type>--<gid>[--<gid>...]``."""
+    """Base class: a slug string of the form ``<type>--<gid>[--<gid>...]`` in ``_slug``."""
 
     _type: str = ""
     _slug: str = ""
@@ -168,20 +167,58 @@ class IOTileCloudSlug:
     def to_string(self) -> str:
         return self._slug
 
-    def _set_single(self, type_: str, terms: int, text: str) -> None:
-        parts = gid_split(text.lower())
-        if parts[0] != type_:
-            raise ValueError(f"Illegal slug {text!r}: expected the '{type_}--' prefix")
+    def set_from_single_id_slug(self, type: str, terms: int, id: str) -> None:  # noqa: A002 - 0.9.14 names
+        """``<type>--<id>`` with the id zero padded to ``terms`` groups (a prefixed id keeps its id)."""
+        if type not in ("p", "d", "b", "g"):
+            raise ValueError("Slugs must start with p/d/b/g")
+        if not isinstance(id, str):
+            raise ValueError("Slug must be a string")
+        parts = gid_split(id.lower())
+        if parts[0] in ("p", "d", "b", "g"):
+            if len(parts) != 2:
+                raise ValueError(f"Illegal slug {id!r}: expected '{parts[0]}--' and one id")
+            parts = parts[1:]
+        self._slug = gid_join([type, fix_gid(gid_join(parts), terms)])
+
+    def get_id(self) -> int:
+        """The numeric id of a project, device or fleet slug (ValueError for the others)."""
+        parts = gid_split(self._slug)
         if len(parts) != 2:
-            raise ValueError(f"Illegal slug {text!r}: expected '{type_}--' and one id")
-        self._slug = gid_join([type_, fix_gid(parts[1], terms)])
+            raise ValueError("Cannot call get_id() for IDs with more than one term")
+        if parts[0] not in ("p", "d", "g"):
+            raise ValueError("Only Devices/DataBlocks/Fleets have single IDs")
+        return gid2int(parts[1])
+
+    def _single(self, text: str, terms: int, what: str) -> int:
+        """The id of ``<type>--<hex>`` or bare ``<hex>`` (0x prefix allowed when bare), zero padded
+        to ``terms`` groups and stored; raises ValueError for another prefix or a malformed id."""
+        parts = gid_split(text.lower())
+        if len(parts) == 1:
+            value = _hex_to_int(parts[0], 16 * terms, what)
+            self._slug = gid_join([self._type, _groups(value, terms)])
+            return value
+        if parts[0] != self._type:
+            raise ValueError(f"Illegal {what} slug {text!r}: must start with '{self._type}--'")
+        if len(parts) != 2:
+            raise ValueError(f"Illegal {what} slug {text!r}: expected '{self._type}--' and one id")
+        self._slug = gid_join([self._type, fix_gid(parts[1], terms)])
+        return gid2int(parts[1])
 
 
 SlugLike = Union[str, int, IOTileCloudSlug]
 
 
+def _in_range(value: int, low: int, high: int, what: str) -> int:
+    if not low <= value < high:
+        raise ValueError(f"Illegal {what} id {value}: must be {low} or more and fit in {high.bit_length() - 1} bits")
+    return value
+
+
 class IOTileProjectSlug(IOTileCloudSlug):
-    """``p--XXXX-XXXX``: from an int, ``p--`` slug (short forms padded), bare hex, or another slug."""
+    """``p--XXXX-XXXX``: from an int, ``p--`` slug (short forms padded), bare hex, or another slug.
+
+    Project 0 (``p--0000-0000``) is the wildcard "no project".
+    """
 
     _type = "p"
 
@@ -189,21 +226,16 @@ class IOTileProjectSlug(IOTileCloudSlug):
         if isinstance(id, IOTileProjectSlug):
             self._slug = id._slug
         elif _plain_int(id):
-            self._slug = gid_join(["p", int2pid(id)])  # type: ignore[arg-type]
+            self._slug = gid_join(["p", int2pid(_in_range(int(id), 0, 1 << 32, "project"))])
         elif isinstance(id, str):
-            if "--" in id:
-                self._set_single("p", 2, id)
-            else:
-                self._slug = gid_join(["p", fix_gid(id, 2)])
+            self._single(id, 2, "project")
         else:
             raise ValueError(f"Illegal project id {id!r}")
 
-    def get_id(self) -> int:
-        return gid2int(self.formatted_id())
-
 
 class IOTileDeviceSlug(IOTileCloudSlug):
-    """``d--BBBB-XXXX-XXXX-XXXX``: block 0000 for a live device.
+    """``d--XXXX-XXXX-XXXX-XXXX``: from an int, ``d--`` slug (short forms padded), bare hex,
+    ``'0x..'`` or another slug.
 
     Ints up to 64 bits are kept whole (the original truncated them to 48 bits); with
     ``allow_64bits=False`` anything over 48 bits is refused.
@@ -215,27 +247,14 @@ class IOTileDeviceSlug(IOTileCloudSlug):
         bits = 64 if allow_64bits else 48
         if isinstance(id, IOTileDeviceSlug):
             self._slug = id._slug
-            return
-        if isinstance(id, IOTileBlockSlug):
+        elif isinstance(id, IOTileBlockSlug):
             self._slug = gid_join(["d", int2did(id.get_id())])
-            return
-        if _plain_int(id):
-            value = int(id)  # type: ignore[arg-type]
-            if value < 0 or value >= 1 << bits:
-                raise ValueError(f"Illegal device id {value}: must fit in {bits} bits")
-            self._slug = gid_join(["d", int2did(value)])
-            return
-        if not isinstance(id, str):
-            raise ValueError(f"Illegal device id {id!r}")
-        if "--" in id:
-            self._set_single("d", 4, id)
-            if not allow_64bits and self.get_id() >= 1 << 48:
-                raise ValueError(f"Illegal device id {id!r}: must fit in 48 bits")
-            return
-        self._slug = gid_join(["d", int2did(_hex_to_int(id, bits, "device"))])
-
-    def get_id(self) -> int:
-        return gid2int(self.formatted_id())
+        elif _plain_int(id):
+            self._slug = gid_join(["d", int2did(_in_range(int(id), 0, 1 << bits, "device"))])
+        elif isinstance(id, str):
+            _in_range(self._single(id, 4, "device"), 0, 1 << bits, "device")
+        else:
+            raise ValueError(f"Illegal device id {id!r}: must be an int or str")
 
 
 class IOTileFleetSlug(IOTileCloudSlug):
@@ -247,124 +266,163 @@ class IOTileFleetSlug(IOTileCloudSlug):
         if isinstance(id, IOTileFleetSlug):
             self._slug = id._slug
         elif _plain_int(id):
-            self._slug = gid_join(["g", int2fid(id)])  # type: ignore[arg-type]
+            self._slug = gid_join(["g", int2fid(_in_range(int(id), 0, 1 << 48, "fleet"))])
         elif isinstance(id, str):
-            if "--" in id:
-                self._set_single("g", 3, id)
-            else:
-                self._slug = gid_join(["g", int2fid(_hex_to_int(id, 48, "fleet"))])
+            self._single(id, 3, "fleet")
         else:
-            raise ValueError(f"Illegal fleet id {id!r}")
-
-    def get_id(self) -> int:
-        return gid2int(self.formatted_id())
+            raise ValueError(f"Illegal fleet id {id!r}: must be an int or str")
 
 
 class IOTileBlockSlug(IOTileCloudSlug):
-    """``b--BBBB-XXXX-XXXX-XXXX``: data block ``BBBB`` of device ``XXXX-XXXX-XXXX``."""
+    """``b--BBBB-XXXX-XXXX-XXXX``: data block ``BBBB`` (``_block``) of device ``XXXX-XXXX-XXXX``.
+
+    From a positive int or bare hex (block ``block``), a ``d--`` slug (a four-group one carries its
+    block), or a full four-group ``b--`` slug.
+    """
 
     _type = "b"
+    _block: str | None = None
 
     def __init__(self, id: SlugLike, block: int = 0) -> None:  # noqa: A002
         if isinstance(id, IOTileBlockSlug):
-            self._slug = id._slug
+            self._slug, self._block = id._slug, id._block
             return
-        if isinstance(id, str) and id.lower().startswith("b--"):
-            self._set_single("b", 4, id)
-            return
-        if not _plain_int(block) or not 0 <= block <= 0xFFFF:
+        if _plain_int(block) and not 0 <= block <= 0xFFFF:
             raise ValueError(f"Illegal block number {block!r}: must be 0..65535")
-        device = IOTileDeviceSlug(id, allow_64bits=False)
-        self._slug = gid_join(["b", fix_gid(f"{block:04x}-" + int48gid(device.get_id()), 4)])
+        if _plain_int(id):
+            device = _in_range(int(id), 1, 1 << 64, "data block")
+            self._set(int16gid(device >> 48) if device >> 48 else int2bid(block), device & 0xFFFFFFFFFFFF)
+            return
+        if isinstance(id, IOTileDeviceSlug):
+            id = str(id)  # noqa: A001
+        if not isinstance(id, str):
+            raise ValueError(f"Illegal data block id {id!r}: must be an int or str")
+        parts = gid_split(id.lower())
+        if len(parts) == 1:
+            device = _in_range(_hex_to_int(parts[0], 64, "data block"), 1, 1 << 64, "data block")
+            self._set(int2bid(block), device & 0xFFFFFFFFFFFF)
+            return
+        if parts[0] not in ("b", "d") or len(parts) != 2:
+            raise ValueError(f"Illegal data block slug {id!r}: must be 'b--xxxx-xxxx-xxxx-xxxx' or a 'd--' slug")
+        groups = parts[1].split("-")
+        if parts[0] == "b" and len(groups) != 4:
+            raise ValueError(f"Illegal data block slug {id!r}: expected format b--xxxx-xxxx-xxxx-xxxx")
+        full = fix_gid(parts[1], 4)
+        if len(groups) == 4:
+            self._set(full[:4], gid2int(full[5:]))
+        else:
+            self._set(int2bid(block), gid2int(full))
+
+    def _set(self, block: str, device: int) -> None:
+        self._block = fix_gid(block, 1)
+        self._slug = gid_join(["b", f"{self._block}-{int48gid(device)}"])
 
     def get_id(self) -> int:
         """The device id (48 bits) this block belongs to."""
         return gid2int(self.formatted_id()) & 0xFFFFFFFFFFFF
 
     def get_block(self) -> int:
-        return gid2int(self.formatted_id()) >> 48
+        return gid2int(self._block or "0")
 
 
 class IOTileStreamerSlug(IOTileCloudSlug):
-    """``t--XXXX-XXXX-XXXX-XXXX--IIII``: streamer ``index`` of a device."""
+    """``t--XXXX-XXXX-XXXX-XXXX--IIII``: streamer ``index`` of a device (``_device``, ``_index``)."""
 
     _type = "t"
+    _device: str = ""
+    _index: str = ""
 
-    def __init__(self, device: SlugLike, index: int | None = None) -> None:
+    def __init__(self, device: SlugLike, index: Any = None) -> None:
         if isinstance(device, IOTileStreamerSlug):
-            self._slug = device._slug
+            self._slug, self._device, self._index = device._slug, device._device, device._index
             return
         if isinstance(device, str) and device.lower().startswith("t--") and index is None:
             parts = gid_split(device.lower())
             if len(parts) != 3:
                 raise ValueError(f"Illegal streamer slug {device!r}: expected 't--<device>--<index>'")
-            self._slug = gid_join(["t", fix_gid(parts[1], 4), fix_gid(parts[2], 1)])
-            return
-        if index is None or not _plain_int(index) or not 0 <= index <= 0xFFFF:
-            raise ValueError(f"Illegal streamer index {index!r}: must be 0..65535")
-        dev = device if isinstance(device, IOTileDeviceSlug) else IOTileDeviceSlug(device)
-        self._slug = gid_join(["t", dev.formatted_id(), int16gid(index)])
+            did, number = fix_gid(parts[1], 4), fix_gid(parts[2], 1)
+        else:
+            if isinstance(device, (IOTileDeviceSlug, str)) or _plain_int(device):
+                did = IOTileDeviceSlug(device).formatted_id()
+            else:
+                raise ValueError(
+                    "IOTileStreamerSlug: Unknown device specifier, must be string, int or IOTileDeviceSlug"
+                )
+            try:
+                number = int2vid(int(index))
+            except (TypeError, ValueError):
+                raise ValueError(f"Illegal streamer index {index!r}: must be 0..65535") from None
+        self._slug = gid_join(["t", did, number])
+        self._device = gid_join(["d", did])
+        self._index = number
 
     def get_device(self) -> str:
-        return gid_join(["d", gid_split(self._slug)[1]])
+        """The device slug as a string."""
+        return self._device
 
     def get_index(self) -> str:
-        return gid_split(self._slug)[2]
+        """The streamer index in the device as a padded string."""
+        return self._index
 
 
 class IOTileVariableSlug(IOTileCloudSlug):
-    """``v--PPPP-PPPP--VVVV``: local variable id ``VVVV`` within a project (zeros for none)."""
+    """``v--PPPP-PPPP--VVVV``: local variable id ``VVVV`` (``_local``) within a project (zeros: any)."""
 
     _type = "v"
+    _local: str = ""
 
     def __init__(self, id: SlugLike, project: SlugLike | None = None) -> None:  # noqa: A002
         if isinstance(id, IOTileVariableSlug):
             self._slug = id._slug
-            return
-        if isinstance(id, str) and "--" in id:
+        elif isinstance(id, str) and "--" in id:
             parts = gid_split(id.lower())
             if parts[0] != "v" or len(parts) != 3:
-                raise ValueError(f"Illegal variable slug {id!r}: expected 'v--<project>--<local id>'")
+                raise ValueError(f"Illegal variable slug {id!r}: expected format v--xxxx-xxxx--xxxx")
             self._slug = gid_join(["v", fix_gid(parts[1], 2), fix_gid(parts[2], 1)])
-            return
-        if _plain_int(id):
-            lid = int2vid(id)  # type: ignore[arg-type]
-        elif isinstance(id, str):
-            lid = int2vid(_hex_to_int(id, 16, "variable"))
         else:
-            raise ValueError(f"Illegal variable id {id!r}")
-        pid = IOTileProjectSlug(project).formatted_id() if project not in (None, "") else "0000-0000"
-        self._slug = gid_join(["v", pid, lid])
+            if _plain_int(id):
+                lid = int2vid(_in_range(int(id), 1, 1 << 16, "variable"))
+            elif isinstance(id, str):
+                lid = int2vid(_hex_to_int(id, 16, "variable"))
+            else:
+                raise ValueError(f"Illegal variable id {id!r}: must be int or str")
+            pid = IOTileProjectSlug(project).formatted_id() if project not in (None, "") else "0000-0000"
+            self._slug = gid_join(["v", pid, lid])
+        self._local = gid_split(self._slug)[2]
 
     def formatted_local_id(self) -> str:
-        return gid_split(self._slug)[2]
+        return self._local
 
     def get_lid(self) -> int:
-        return int(self.formatted_local_id(), 16)
+        return int(self._local, 16)
 
     def get_project_slug(self) -> IOTileProjectSlug:
         return IOTileProjectSlug(gid_split(self._slug)[1])
 
 
 class IOTileStreamSlug(IOTileCloudSlug):
-    """``s--PPPP-PPPP--BBBB-DDDD-DDDD-DDDD--VVVV``: project, device (zeros when virtual), variable."""
+    """``s--PPPP-PPPP--XXXX-XXXX-XXXX-XXXX--VVVV``: project (zeros or empty: any), device (zeros when
+    virtual), variable."""
 
     _type = "s"
 
     def __init__(self, id: SlugLike | None = None) -> None:  # noqa: A002
-        if id is None:
-            return
         if isinstance(id, IOTileStreamSlug):
             self._slug = id._slug
             return
+        if not id:  # None, "" or 0: an empty slug to fill with from_parts() (as 0.9.14)
+            return
         if not isinstance(id, str):
-            raise ValueError(f"Illegal stream slug {id!r}")
+            raise ValueError(f"Illegal stream slug {id!r}: must be a str")
         parts = gid_split(id.lower())
-        if parts[0] != "s":
-            raise ValueError(f"Illegal stream slug {id!r}: expected the 's--' prefix")
         if len(parts) != 4:
             raise ValueError(f"Illegal stream slug {id!r}: stream slug must have three terms: s--<prj>--<dev>--<var>")
-        self._slug = gid_join(["s", fix_gid(parts[1], 2), fix_gid(parts[2], 4), fix_gid(parts[3], 1)])
+        if parts[0] != "s":
+            raise ValueError(f"Illegal stream slug {id!r}: expected the 's--' prefix")
+        # An empty project (s----<dev>--<var>) is the wildcard project, as in 0.9.14.
+        project = fix_gid(parts[1], 2) if parts[1] else "0000-0000"
+        device = fix_gid(parts[2], 4) if parts[2] else int2did(0)
+        self._slug = gid_join(["s", project, device, fix_gid(parts[3], 1)])
 
     def from_parts(
         self,

@@ -51,9 +51,9 @@ class MdoHelper:
         return value * self._d / self._m
 
     def __str__(self) -> str:
-        if self._o is None:
-            return f"{self._m}x/{self._d}"
-        return f"{self._o}+{self._m}x/{self._d}"
+        """As 0.9.14 printed it: floats, and no offset when it is 0 (``0.5+3.0x/2.0``)."""
+        text = f"{float(self._m)}x/{float(self._d)}"
+        return f"{float(self._o)}+{text}" if self._o else text
 
     def __repr__(self) -> str:
         return f"MdoHelper(m={self._m!r}, d={self._d!r}, o={self._o!r})"

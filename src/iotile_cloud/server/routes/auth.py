@@ -36,7 +36,7 @@ router = APIRouter()
 Body = Any
 
 
-def _find_login(conn: sa.Connection, login: str) -> Any:
+def find_login(conn: sa.Connection, login: str) -> Any:
     return conn.execute(
         sa.select(db.users).where(sa.or_(db.users.c.email == login.lower(), db.users.c.username == login))
     ).first()
@@ -59,7 +59,9 @@ async def login(request: Request, body: Body = Depends(json_body)) -> Response:
     if not user.is_active:
         return JSON("This account is not Active.", status_code=401)
     token = await run_in_threadpool(shown_api_token, request, user)
-    return JSON({**serialize.account(user), "token": token, "jwt": app.jwt.issue(user)})
+    # A test fixture's user logs in with its fixed token, as the original mock cloud answered.
+    jwt = app.fixed_token_for(user.email) or app.jwt.issue(user)
+    return JSON({**serialize.account(user), "token": token, "jwt": jwt})
 
 
 async def _password_login(request: Request, login: str, password: str) -> Any:
@@ -70,7 +72,7 @@ async def _password_login(request: Request, login: str, password: str) -> Any:
     def find() -> Any:
         with app.read() as conn:
             throttle.check(conn, login_keys, db.now_us())
-            return _find_login(conn, login)
+            return find_login(conn, login)
 
     user = await run_in_threadpool(find)
     async with app.kdf_queue:
@@ -197,6 +199,7 @@ def create_user(
     name: str = "",
     tagline: str = "",
     is_staff: bool = False,
+    is_owner: bool = False,
 ) -> Any:
     """Insert a user (shared by signup, ``admin create-user`` and the test fixtures)."""
     now = db.now_us()
@@ -211,6 +214,7 @@ def create_user(
                 password_hash=hash_password(password),
                 api_token=new_api_token(),
                 is_staff=is_staff,
+                is_owner=is_owner,
                 is_active=True,
                 created_at=now,
                 updated_at=now,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -32,7 +30,6 @@ from iotile_cloud.server.http import (
     device_id_or_none,
     json_body,
     not_found,
-    parse_bool,
     query_datetime,
     query_int64,
 )
@@ -466,43 +463,27 @@ def data_delete(point_id: str, request: Request, principal: Principal = Depends(
     summary="A selection as one table: ?filter=s--|d--|v--&format=csv|json|arrow (or Accept: Arrow IPC)",
 )
 def data_frame(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
-    """CSV/JSON (``timestamp,value``; one stream, as the original) or the columnar Arrow IPC stream.
+    """CSV/JSON with the original's columns, streamed (``routes/frames.py``), or the columnar Arrow IPC stream.
 
     The Arrow stream (``format=arrow`` or ``Accept: application/vnd.apache.arrow.stream``) carries
     every column of the selection and works for device and variable filters too; see
     ``docs/columnar.md``.
     """
-    from iotile_cloud.server import columnar
-
     params = request.query_params
     text = params.get("filter", "")
     accept = request.headers.get("accept", "")
-    fmt = params.get("format") or ("arrow" if columnar.ARROW_MEDIA_TYPE in accept else "csv")
+    fmt = params.get("format") or ("arrow" if "application/vnd.apache.arrow.stream" in accept else "csv")
     if fmt not in ("csv", "json", "arrow"):
         raise APIError(400, {"detail": "format must be csv, json or arrow"})
     if fmt == "arrow":
         if not text.lower().startswith(("s--", "d--", "v--")):
             raise APIError(400, {"detail": "filter argument with a s--, d-- or v-- slug is required"})
+        from iotile_cloud.server import columnar  # needs pyarrow: a 406 saying so without the [arrow] extra
+
         return columnar.arrow_response(request, principal, text)
-    if not text.lower().startswith("s--"):
-        raise APIError(400, {"detail": "filter argument with a stream slug (s--...) is required"})
-    apply_mdo = parse_bool(params.get("apply_mdo", "")) is True
-    with state(request).read() as conn:
-        streams = filter_streams(conn, principal, text)
-        if not streams:
-            raise not_found()
-        stream = streams[0]
-        conv = model.converter(conn, stream)
-        query, order = ordered_selection(request, db.data, [stream.pk])
-        rows = conn.execute(query.order_by(*order)).all()
-    values = [(iso(r.ts), conv.output(r.value) if apply_mdo else r.value) for r in rows]
-    if fmt == "json":
-        return JSON([{"timestamp": t, "value": v} for t, v in values])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["timestamp", "value"])
-    writer.writerows(values)
-    return Response(out.getvalue(), media_type="text/csv")
+    from iotile_cloud.server.routes.frames import frame_response
+
+    return frame_response(request, principal, text, fmt)
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -611,7 +592,7 @@ def _row_id(raw: str) -> int:
     return database_id(raw, APIError(400, {"detail": "Bad Request: Expected an integer database ID"}))
 
 
-def _readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
+def readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
     row = conn.execute(sa.select(db.events).where(db.events.c.id == _row_id(raw_id))).first()
     if row is None:
         raise not_found()
@@ -623,14 +604,14 @@ def event_detail(event_id: str, request: Request, principal: Principal = Depends
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
-        row, stream = _readable_event(conn, principal, event_id)
+        row, stream = readable_event(conn, principal, event_id)
         return JSON(serialize.event(row, _stream_info(stream, conn)))
 
 
 @router.get("/event/{event_id}/data/", summary="The data file attached to an event")
 def event_data(event_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
-        row, _ = _readable_event(conn, principal, event_id)
+        row, _ = readable_event(conn, principal, event_id)
     if not row.data_path:
         raise APIError(404, {"error": "Event has no data"})
     path = state(request).data_dir / row.data_path

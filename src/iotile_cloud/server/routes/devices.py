@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from iotile_cloud.server import catalog, db, model, serialize
+from iotile_cloud.server import db, model, serialize
+from iotile_cloud.server.catalog import registry
 from iotile_cloud.server.context import Principal, device_or_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
@@ -31,6 +32,7 @@ from iotile_cloud.server.http import (
     restricted,
 )
 from iotile_cloud.server.routes.orgs import find_project
+from iotile_cloud.server.routes.targets import normal_slug, resolve
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileDeviceSlug, int2did
 
@@ -78,6 +80,10 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
             query = query.where(db.devices.c.project_id.isnot(None) if claimed else db.devices.c.project_id.is_(None))
         if params.get("sg"):
             query = query.where(db.devices.c.sg == params["sg"])
+        if params.get("property") and len(params["property"].split("__")) <= 2:
+            # The original matched device slugs against *project* property targets, so a name
+            # (or name__value) filter never matches a device; three or more parts are ignored.
+            query = query.where(sa.false())
         lk = Lookup(conn)
         return pager.respond_query(conn, query, [db.devices.c.id], lambda r: serialize.device(r, lk))
 
@@ -94,12 +100,12 @@ def device_list(request: Request, principal: Principal = Depends(user_only)) -> 
         slug="string",
     ),
     status_code=201,
-    summary="Create a device (staff, with ?staff=1)",
+    summary="Create a device (staff with ?staff=1, or the local server's owner)",
 )
 def device_create(
     request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
-    if not principal.staff_view:
+    if not principal.can_register_devices:
         raise restricted()
     fields = Fields(as_object(body))
     label = fields.text("label", default="", max_length=100) or ""
@@ -109,10 +115,8 @@ def device_create(
     active = fields.boolean("active", default=True)
     wanted = fields.text("slug")
     fields.check()
-    if template not in catalog.DEVICE_TEMPLATES:
-        fields.error("template", f"Object with slug={template} does not exist.")
-    if sg is not None and sg not in catalog.SENSOR_GRAPHS:
-        fields.error("sg", f"Object with slug={sg} does not exist.")
+    with state(request).read() as conn:
+        _check_catalog(conn, fields, sg=sg, template=template)
     device_id = None
     if wanted is not None:
         slug = device_slug_or_none(wanted)
@@ -148,12 +152,27 @@ def device_detail(slug: str, request: Request, principal: Principal = Depends(de
         return JSON(serialize.device(readable_device(conn, principal, slug), Lookup(conn)))
 
 
+def _check_catalog(conn: Connection, fields: Fields, *, sg: str | None, template: str | None) -> None:
+    """400 naming ``sg``/``template`` when the slug given is not in the registry."""
+    for kind, name, slug in (("dt", "template", template), ("sg", "sg", sg)):
+        if slug is not None and not registry.exists(conn, kind, slug):
+            fields.error(name, f"Object with slug={slug} does not exist.")
+    fields.check()
+
+
 @router.patch(
     "/device/{slug}/",
     openapi_extra=body_doc(
-        label="string", external_id="string", lat="number", lon="number", active="boolean", state="string"
+        label="string",
+        external_id="string",
+        lat="number",
+        lon="number",
+        active="boolean",
+        state="string",
+        sg="string",
+        template="string",
     ),
-    summary="Change a device's label, location or state (members)",
+    summary="Change a device's label, location, state, sensor graph or template (members)",
 )
 @router.put("/device/{slug}/", include_in_schema=False)
 def device_update(
@@ -175,7 +194,11 @@ def device_update(
             values["active"] = fields.boolean("active")
         if "state" in fields.body:
             values["state"] = fields.choice("state", ["N0", "N1", "B0", "B1"])
+        for name in ("sg", "template"):
+            if name in fields.body:
+                values[name] = fields.text(name, allow_blank=False)
         fields.check(db.devices, values)
+        _check_catalog(conn, fields, sg=values.get("sg"), template=values.get("template"))
         row = db.update_row(conn, db.devices, "id", row.id, values)
         return JSON(serialize.device(row, Lookup(conn)))
 
@@ -188,6 +211,34 @@ def device_delete(slug: str, request: Request, principal: Principal = Depends(us
         row = readable_device(conn, principal, slug)
         conn.execute(sa.delete(db.properties).where(db.properties.c.target == f"d--{int2did(row.id)}"))
         conn.execute(sa.delete(db.devices).where(db.devices.c.id == row.id))
+    return Response(status_code=204)
+
+
+@router.post(
+    "/device/{slug}/report-key/",
+    openapi_extra=body_doc(["key"], key="string"),
+    status_code=204,
+    summary="Register the device's 32-byte user key (64 hex digits) for signed reports (who may create devices)",
+)
+def device_report_key(
+    slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    # The HTTP twin of `iotile-cloud admin set-device-key`, so a simulator or a factory line can
+    # register keys on any server it has staff credentials for. Not in the original API.
+    if not principal.can_register_devices:
+        raise restricted()
+    fields = Fields(as_object(body))
+    text = fields.text("key", required=True, allow_blank=False, max_length=64)
+    fields.check()
+    try:
+        key = bytes.fromhex(str(text))
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise APIError(400, {"key": ["Enter 64 hex digits (a 32-byte key)."]})
+    with state(request).write() as conn:
+        row = readable_device(conn, principal, slug)
+        conn.execute(sa.update(db.devices).where(db.devices.c.id == row.id).values(report_key=key.hex()))
     return Response(status_code=204)
 
 
@@ -231,6 +282,13 @@ def device_claim(
     project_ref = fields.text("project", required=True, allow_blank=False)
     fields.check()
     with state(request).write() as conn:
+        # As the original: the device first (unknown: 404; already claimed: 400), then the project.
+        slug = device_slug_or_none(str(device_ref))
+        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
+        if device is None:
+            raise not_found()
+        if device.project_id is not None:
+            raise APIError(400, {"detail": "Device is not claimable"})
         project = find_project(conn, str(project_ref))
         if project is None:
             from iotile_cloud.server.http import is_uuid, project_slug_or_none
@@ -240,15 +298,6 @@ def device_claim(
             raise APIError(400, {"detail": "Project is not a Valid Slug or UUID"})
         if not principal.can_admin(conn, project.org_id):
             raise forbidden("No claim permissions")
-        slug = device_slug_or_none(str(device_ref))
-        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
-        if device is None:
-            raise APIError(
-                400,
-                {"detail": "Device is not claimable"} if slug else {"device": [f"Illegal device slug {device_ref!r}"]},
-            )
-        if device.project_id is not None:
-            raise APIError(400, {"detail": "Device is not claimable"})
         now = db.now_us()
         conn.execute(
             sa.update(db.devices)
@@ -304,6 +353,8 @@ def device_unclaim(
                 org_id=None,
                 claimed_by=None,
                 claimed_on=None,
+                lat=None,
+                lon=None,
                 label=label or f"Device ({int2did(row.id)[-4:]})",
             )
         )
@@ -317,35 +368,49 @@ def device_unclaim(
 def device_extra(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
-        counts = (
-            conn.execute(
-                sa.select(db.streams.c.slug, sa.func.count(db.data.c.id))
-                .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
-                .where(db.streams.c.device_id == row.id, db.streams.c.project_id == row.project_id)
-                .group_by(db.streams.c.slug)
-                .order_by(db.streams.c.slug)
-            ).all()
-            if row.project_id
-            else []
-        )
         full = serialize.device(row, Lookup(conn))
         body = {
             k: full[k] for k in ("id", "slug", "project", "label", "active", "created_on", "claimed_by", "claimed_on")
         }
-        body["stream_counts"] = {s: {"data_cnt": n, "has_streamid": True} for s, n in counts}
+        body["stream_counts"] = stream_counts(conn, row.id)
         return JSON(body)
 
 
-@router.get("/device/{slug}/key/", summary="A device-scoped token: ?type=a-jwt (org members)")
+def stream_counts(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
+    """Every stream of the device that has data, with its count; ``has_streamid`` is false for data
+    kept without a stream record."""
+    rows = conn.execute(
+        sa.select(db.streams.c.slug, db.streams.c.implicit, sa.func.count(db.data.c.id))
+        .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
+        .where(db.streams.c.device_id == device_id)
+        .group_by(db.streams.c.slug, db.streams.c.implicit)
+        .order_by(db.streams.c.slug)
+    ).all()
+    return {slug: {"data_cnt": count, "has_streamid": not implicit} for slug, implicit, count in rows}
+
+
+@router.get("/device/{slug}/key/", summary="A device key: ?type=a-jwt (a device-scoped token) or an uploaded type")
 def device_key(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     key_type = request.query_params.get("type", "")
+    if not key_type:
+        raise APIError(400, {"msg": "No type specified"})
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
         if not principal.can_write_data(conn, row.org_id):
             raise forbidden()
-    if key_type != "a-jwt":
-        raise APIError(400, {"detail": f"Unsupported key type {key_type!r}: expected ?type=a-jwt"})
-    return JSON({"key": state(request).jwt.issue_device(row.id, principal.user_id)})
+        if key_type.lower() == "a-jwt":
+            return JSON({"key": state(request).jwt.issue_device(row.id, principal.user_id)})
+        # Other keys are the downloadable ones staff uploaded with POST /key/.
+        secret = conn.execute(
+            sa.select(db.device_keys.c.secret).where(
+                db.device_keys.c.slug == f"d--{int2did(row.id)}",
+                db.device_keys.c.type == key_type.upper(),
+                db.device_keys.c.downloadable.is_(True),
+            )
+        ).scalar()
+    if secret is None:
+        raise APIError(403, {"msg": "No key available"})
+    return JSON({"key": secret})
 
 
 @router.get("/device/{slug}/streamers/", summary="A device's streamers (plain list)")
@@ -391,42 +456,8 @@ def device_new_property(
 
 def target_org(conn: Connection, target: str) -> tuple[bool, str | None]:
     """(exists, org id) of a property target: a ``p--``, ``d--`` or ``b--`` slug."""
-    from iotile_cloud.server.http import project_slug_or_none
-    from iotile_cloud.utils.gid import IOTileBlockSlug
-
-    kind = target[:3].lower()
-    if kind == "d--":
-        slug = device_slug_or_none(target)
-        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == slug.get_id())).first() if slug else None
-        return (row is not None, row.org_id if row is not None else None)
-    if kind == "p--":
-        pslug = project_slug_or_none(target)
-        row = conn.execute(sa.select(db.projects).where(db.projects.c.gid == pslug.get_id())).first() if pslug else None
-        return (row is not None, row.org_id if row is not None else None)
-    if kind == "b--":
-        try:
-            block = IOTileBlockSlug(target)
-        except ValueError:
-            return (False, None)
-        row = conn.execute(sa.select(db.devices).where(db.devices.c.id == block.get_id())).first()
-        return (row is not None, row.org_id if row is not None else None)
-    return (False, None)
-
-
-def _normal_target(target: str) -> str:
-    from iotile_cloud.utils.gid import IOTileBlockSlug, IOTileProjectSlug
-
-    kind = target[:3].lower()
-    try:
-        if kind == "d--":
-            return str(IOTileDeviceSlug(target))
-        if kind == "p--":
-            return str(IOTileProjectSlug(target))
-        if kind == "b--":
-            return str(IOTileBlockSlug(target))
-    except ValueError:
-        pass
-    return target
+    found = resolve(conn, target) if target[:3].lower() in ("d--", "p--", "b--") else None
+    return (found is not None, found.org_id if found is not None else None)
 
 
 def create_property(conn: Connection, principal: Principal, payload: dict[str, Any]) -> Any:
@@ -434,7 +465,7 @@ def create_property(conn: Connection, principal: Principal, payload: dict[str, A
     target = fields.text("target", required=True, allow_blank=False, max_length=64)
     name = fields.text("name", required=True, allow_blank=False, max_length=40)
     fields.check()
-    target = _normal_target(str(target))
+    target = normal_slug(str(target))
     exists, org_id = target_org(conn, target)
     if not exists or not principal.can_read(conn, org_id):
         raise APIError(400, {"target": [f"Object with slug={target} does not exist."]})
@@ -467,15 +498,17 @@ def create_property(conn: Connection, principal: Principal, payload: dict[str, A
 
 @router.get("/property/", summary="Properties of a target (?target=d--... required)")
 def property_list(request: Request, principal: Principal = Depends(user_only)) -> Response:
-    target = request.query_params.get("target")
-    if not target:
+    target = request.query_params.get("target") or ""
+    # As the original: only p--, d-- and b-- targets are accepted (406 otherwise); an unknown or
+    # foreign one is a 403.
+    if target.split("--")[0] not in ("p", "d", "b"):
         raise APIError(406, {"detail": "target argument (e.g. target=d--0000-0000-0000-1234) is required"})
-    target = _normal_target(target)
+    target = normal_slug(target)
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         exists, org_id = target_org(conn, target)
         if not exists or not principal.can_read(conn, org_id):
-            return pager.respond(0, lambda off, lim: [])
+            raise forbidden()
         query = sa.select(db.properties).where(db.properties.c.target == target)
         return pager.respond_query(conn, query, [db.properties.c.name], lambda r: serialize.prop(r))
 

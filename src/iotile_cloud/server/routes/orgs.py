@@ -16,6 +16,7 @@ from iotile_cloud.server import catalog, db, serialize
 from iotile_cloud.server.context import ROLE_NAMES, Principal, state, user_only
 from iotile_cloud.server.http import (
     JSON,
+    REQUIRED,
     STANDARD,
     APIError,
     Fields,
@@ -49,9 +50,14 @@ def slugify(text: str) -> str:
 # -- lookups shared with other route modules ----------------------------------------------------
 
 
+def member_view(conn: Connection, principal: Principal, org_id: str | None) -> bool:
+    """Whether an org's objects are listed for the caller: members, or staff asking with ``?staff=1``."""
+    return principal.staff_view or principal.role(conn, org_id) is not None
+
+
 def visible_org(conn: Connection, principal: Principal, slug: str) -> Any:
     row = conn.execute(sa.select(db.orgs).where(db.orgs.c.slug == slug)).first()
-    if row is None or not principal.can_read(conn, row.id):
+    if row is None or not member_view(conn, principal, row.id):
         raise not_found()
     return row
 
@@ -79,7 +85,7 @@ def visible_project(conn: Connection, principal: Principal, project_id: str) -> 
     if not is_uuid(project_id):
         raise APIError(400, ["Project ID must be a UUID"])
     row = conn.execute(sa.select(db.projects).where(db.projects.c.id == str(uuid.UUID(project_id)))).first()
-    if row is None or not principal.can_read(conn, row.org_id):
+    if row is None or not member_view(conn, principal, row.org_id):
         raise not_found()
     return row
 
@@ -346,6 +352,11 @@ def project_update(
         row = visible_project(conn, principal, project_id)
         if not principal.can_admin(conn, row.org_id):
             raise forbidden(NO_ACCESS)
+        if request.method == "PUT":  # a full update: DRF asks for every required field
+            for name in ("name", "org"):
+                if name not in fields.body:
+                    fields.error(name, REQUIRED)
+            fields.check()
         values = {}
         if fields.has("name"):
             values["name"] = fields.text("name", allow_blank=False, max_length=50)
@@ -403,7 +414,7 @@ def _fleet_id(slug: str) -> int:
 
 def visible_fleet(conn: Connection, principal: Principal, slug: str) -> Any:
     row = conn.execute(sa.select(db.fleets).where(db.fleets.c.id == _fleet_id(slug))).first()
-    if row is None or not principal.can_read(conn, row.org_id):
+    if row is None or not member_view(conn, principal, row.org_id):
         raise not_found()
     return row
 
@@ -431,6 +442,14 @@ def fleet_list(request: Request, principal: Principal = Depends(user_only)) -> R
         )
 
 
+def _unique_fleet_name(conn: Connection, org_id: str, name: str, fleet_id: int | None = None) -> None:
+    taken = sa.select(db.fleets.c.id).where(db.fleets.c.org_id == org_id, db.fleets.c.name == name)
+    if fleet_id is not None:
+        taken = taken.where(db.fleets.c.id != fleet_id)
+    if conn.execute(taken).first():
+        raise APIError(400, {"non_field_errors": ["The fields org, name must make a unique set."]})
+
+
 @router.post(
     "/fleet/",
     openapi_extra=body_doc(["name", "org"], name="string", org="string", description="string", is_network="boolean"),
@@ -448,6 +467,7 @@ def fleet_create(
         org = org_by_slug_field(conn, fields)
         if not principal.can_admin(conn, org.id):
             raise forbidden()
+        _unique_fleet_name(conn, org.id, str(name))
         fleet_id = db.new_id(
             conn.execute(
                 sa.insert(db.fleets).values(
@@ -491,6 +511,8 @@ def fleet_update(
         if fields.has("is_network"):
             values["is_network"] = fields.boolean("is_network")
         fields.check(db.fleets, values)
+        if values.get("name"):
+            _unique_fleet_name(conn, row.org_id, str(values["name"]), row.id)
         row = db.update_row(conn, db.fleets, "id", row.id, values)
         return JSON(serialize.fleet(row, Lookup(conn)))
 

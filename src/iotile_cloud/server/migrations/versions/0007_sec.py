@@ -1,7 +1,7 @@
 """login failure counters; API tokens stored as SHA-256 digests
 
 Revision ID: sec
-Revises: 0001
+Revises: mock
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "sec"
-down_revision = "0001"
+down_revision = "mock"
 branch_labels = None
 depends_on = None
 

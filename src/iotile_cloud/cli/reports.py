@@ -1,4 +1,4 @@
-"""``iotile-cloud report ...`` and ``iotile-cloud upload ...`` commands."""
+"""``iotile-cloud report ...``: inspect and build streamer reports; accumulation reports."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from iotile_cloud.cli.common import Group, friendly_errors, logged_in_client, received_time
 from iotile_cloud.reports import (
     DictionaryReport,
     Reading,
@@ -35,15 +36,6 @@ def _key(hexkey: str | None, password: str | None) -> bytes | None:
             raise click.BadParameter(f"must be 32 bytes (64 hex digits), got {len(key)}", param_hint="--key")
         return key
     return None
-
-
-def _received(value: str | None) -> dt.datetime:
-    if not value:
-        return dt.datetime.now(dt.timezone.utc)
-    try:
-        return str_to_datetime(value)
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--received") from None
 
 
 def report_summary(report: Any, received: dt.datetime) -> dict[str, Any]:
@@ -89,7 +81,7 @@ def report_summary(report: Any, received: dt.datetime) -> dict[str, Any]:
     }
 
 
-@click.group()
+@click.group(cls=Group)
 def report() -> None:
     """Inspect and build streamer reports; compute accumulation reports."""
 
@@ -108,7 +100,7 @@ def inspect(file: Path, as_json: bool, hexkey: str | None, password: str | None,
         decoded = decode_report(file.read_bytes(), file.name, _key(hexkey, password))
     except ReportError as error:
         raise click.ClickException(f"{file}: {error}") from None
-    summary = report_summary(decoded, _received(received))
+    summary = report_summary(decoded, received_time(received))
     if as_json:
         click.echo(orjson.dumps(summary, option=orjson.OPT_INDENT_2).decode())
         return
@@ -171,8 +163,10 @@ def build(
 ) -> None:
     """Build a report from a CSV with columns stream,reading_id,raw_timestamp,value (header required).
 
-    ``stream`` is hex (5001) or 0x-prefixed; ``raw_timestamp`` may be replaced by a ``timestamp``
-    column of UTC times, which become real-time-clock readings.
+    \b
+    stream         hex (5001) or 0x-prefixed (0x5001)
+    raw_timestamp  device uptime in seconds; or give a "timestamp" column of UTC
+                   times instead, which become real-time-clock readings
     """
     from iotile_cloud.reports.timestamps import RTC_BIT, Y2K
     from iotile_cloud.utils.gid import IOTileDeviceSlug
@@ -239,55 +233,32 @@ def build(
     click.echo(f"Wrote {output} ({len(readings)} readings, report id {rid}{', signed' if key else ''})")
 
 
-@click.group()
-def upload() -> None:
-    """Upload streamer reports and events."""
-
-
-@upload.command("report")
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--received", default=None, help="When the gateway received them (UTC); default now")
+@report.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--start", required=True, help="From this UTC time (inclusive)")
+@click.option("--end", default=None, help="Until this UTC time (exclusive; default now)")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON")
 @click.option("--domain", default=None, help="Server (default: last login)")
-def upload_report(files: tuple[Path, ...], received: str | None, domain: str | None) -> None:
-    """Upload report files (.bin, .json, .mp); prints the server's count for each."""
-    from iotile_cloud.cli import _client, _friendly_errors
-
-    when = _received(received)
-    with _friendly_errors():
-        client = _client(domain)
-        for path in files:
-            answer = client.upload_report(path, received=when)
-            click.echo(f"{path}: {answer.get('count')} readings accepted")
-
-
-@upload.command("event")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--stream", required=True, help="Stream slug s--...")
-@click.option("--timestamp", required=True, help="Event time (UTC ISO 8601)")
-@click.option("--extra", default="{}", help="extra_data as a JSON object")
-@click.option("--device-timestamp", type=int, default=None)
-@click.option("--streamer-local-id", type=int, default=None)
-@click.option("--domain", default=None, help="Server (default: last login)")
-def upload_event(
-    file: Path,
-    stream: str,
-    timestamp: str,
-    extra: str,
-    device_timestamp: int | None,
-    streamer_local_id: int | None,
-    domain: str | None,
-) -> None:
-    """Upload an event with its .json or .json.gz data file."""
+def accumulate(sources: tuple[str, ...], start: str, end: str | None, as_json: bool, domain: str | None) -> None:
+    """Sum each stream's output values over a time range, for project (p--), device (d--) or stream
+    (s--) sources."""
     import orjson
 
-    from iotile_cloud.cli import _client, _friendly_errors
+    from iotile_cloud.api.connection import Api
+    from iotile_cloud.stream.report import AccumulationReportGenerator
 
-    try:
-        extra_data = orjson.loads(extra)
-    except orjson.JSONDecodeError:
-        extra_data = None
-    if not isinstance(extra_data, dict):
-        raise click.BadParameter("must be a JSON object", param_hint="--extra")
-    with _friendly_errors():
-        answer = _client(domain).upload_event(stream, timestamp, file, extra_data, device_timestamp, streamer_local_id)
-    click.echo(f"Event {answer['id']} stored on {answer['stream']}")
+    with friendly_errors():
+        client = logged_in_client(domain)
+        api = Api(client.domain)
+        api.set_token(client.token, client.token_type)
+        result = AccumulationReportGenerator(api).compute_sum(sources=list(sources), start=start, end=end)
+    if as_json:
+        click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
+        return
+    if "error" in result:
+        raise click.ClickException(result["error"])
+    width = max((len(s) for s in result["streams"]), default=10)
+    click.echo(f"{'stream':<{width}}  {'sum':>14}  units")
+    for slug, row in sorted(result["streams"].items()):
+        click.echo(f"{slug:<{width}}  {row['sum']:>14.3f}  {row['units']}")
+    click.echo(f"{'total':<{width}}  {result['total']:>14.3f}")
