@@ -23,6 +23,7 @@ from iotile_cloud.server.context import device_or_user
 from iotile_cloud.testing.cloud import CloudHelper
 
 OPEN = {
+    ("GET", "/api/v1/"),  # the API root lists the resources' URLs, open as on the original
     ("GET", "/api/v1/server/"),
     ("POST", "/api/v1/account/"),
     ("POST", "/api/v1/auth/login/"),
