@@ -17,6 +17,7 @@ from iotile_cloud.cli.orgs import org
 from iotile_cloud.cli.projects import project
 from iotile_cloud.cli.reports import report
 from iotile_cloud.cli.serve import serve
+from iotile_cloud.cli.simulate import simulate
 from iotile_cloud.cli.streams import stream
 from iotile_cloud.cli.upload import upload
 
@@ -43,6 +44,7 @@ for command in (
     api,
     get,
     serve,
+    simulate,
     admin,
     demo,
 ):

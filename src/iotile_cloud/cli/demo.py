@@ -1,16 +1,15 @@
 """``iotile-cloud demo``: the whole journey on an embedded local cloud, in a few seconds.
 
 A server starts on SQLite (a temporary folder unless ``--data-dir``), a demo account gets an org,
-a project, two water meters and an environmental pod with a week of 15-minute readings, and then
-the client does what a user would: log in, list devices, download a stream and sum the water used.
+a project, two water meters and an environmental pod with a week of simulated streamer reports
+(``iotile_cloud.simulate``), and then the client does what a user would: log in, list devices,
+download a stream and sum the water used.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import math
-import random
 import secrets
 import tempfile
 import time
@@ -23,19 +22,7 @@ from iotile_cloud.cli.common import data_dir_option, friendly_errors, needs_extr
 from iotile_cloud.utils.gid import IOTileStreamSlug
 
 EMAIL = "demo@example.com"
-WEEK = 7 * 24 * 4  # 15-minute readings
 TEMPLATE = "1d1p2bt101es-v2-0-0"
-
-
-def _readings(slug: str, start: dt.datetime, raw: list[int]) -> list[dict[str, object]]:
-    return [
-        {
-            "stream": slug,
-            "timestamp": (start + dt.timedelta(minutes=15 * i)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "int_value": value,
-        }
-        for i, value in enumerate(raw)
-    ]
 
 
 @click.command()
@@ -82,12 +69,12 @@ def run_demo(data_dir: Path | None = None, *, keep_serving: bool = False) -> Non
 def _tour(folder: Path, keep_serving: bool) -> None:
     from iotile_cloud.api.connection import Api
     from iotile_cloud.server.run import LiveServer
+    from iotile_cloud.simulate import backfill
     from iotile_cloud.stream.data import StreamData
     from iotile_cloud.stream.report import AccumulationReportGenerator
 
     started = time.perf_counter()
     password = secrets.token_urlsafe(12)
-    rng = random.Random(42)
     with LiveServer(folder) as server:
         click.echo(f"Local IOTile Cloud running at {server.url} (data in {folder})")
         with server.engine.begin() as conn:
@@ -113,27 +100,13 @@ def _tour(folder: Path, keep_serving: bool) -> None:
 
         now = dt.datetime.now(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
         start = now - dt.timedelta(days=7)
-        points = []
-        for device in devices[:2]:
-            slug = str(IOTileStreamSlug.build(project["slug"], device, "5001"))
-            points += _readings(
-                slug, start, [rng.randint(0, 40) if 6 <= (i // 4) % 24 <= 20 else 0 for i in range(WEEK)]
-            )
+        # Simulated devices upload streamer reports as a gateway would (reboots, late and repeated uploads).
+        sim = backfill(api.client, [(d, sg) for d, (sg, _) in zip(devices, kinds, strict=True)], start, now, seed=42)
+        click.echo(
+            f"Uploaded {sim.stats.readings_sent} readings in {sim.stats.uploads} streamer reports for one week "
+            f"({start:%Y-%m-%d} to {now:%Y-%m-%d})\n"
+        )
         pod = devices[2]
-        daily = [math.sin(2 * math.pi * ((i / 4) % 24 - 8) / 24) for i in range(WEEK)]
-        points += _readings(
-            str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5001")),
-            start,
-            [int((21 + 6 * d + rng.gauss(0, 0.3)) * 100) for d in daily],
-        )
-        points += _readings(
-            str(IOTileStreamSlug.build(greenhouse["slug"], pod, "5002")),
-            start,
-            [int((60 - 15 * d + rng.gauss(0, 1)) * 100) for d in daily],
-        )
-        for i in range(0, len(points), 2000):
-            api.data.post(points[i : i + 2000])
-        click.echo(f"Uploaded {len(points)} readings for one week ({start:%Y-%m-%d} to {now:%Y-%m-%d})\n")
 
         click.echo("Devices:")
         for row in api.device.iterate(org__slug=org["slug"]):

@@ -21,6 +21,13 @@ from iotile_cloud.cli.common import data_dir_option, database_location, database
 @click.option(
     "--max-upload-mb", default=32.0, show_default=True, type=click.FloatRange(0.01), help="Report/event file body cap"
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port and the database (use PostgreSQL beyond one machine)",
+)
 def serve(
     database: str | None,
     host: str,
@@ -29,6 +36,7 @@ def serve(
     log_level: str,
     max_json_mb: float,
     max_upload_mb: float,
+    workers: int,
 ) -> None:
     """Run a local IOTile Cloud (SQLite, or --database URL)."""
     with needs_extra("server"):
@@ -49,4 +57,5 @@ def serve(
         data_dir=data_dir or default_data_dir(),
         log_level=log_level,
         limits=limits,
+        workers=workers,
     )

@@ -31,10 +31,12 @@ __all__ = [
     "SIGNATURE_HASH",
     "SIGNATURE_USER_KEY",
     "SIGNATURE_DEVICE_KEY",
+    "REBOOT_STREAM",
 ]
 
 MAX_REPORT_LENGTH = 16 * 1024 * 1024
 SIGNATURE_HASH, SIGNATURE_USER_KEY, SIGNATURE_DEVICE_KEY = 0, 1, 2
+REBOOT_STREAM = 0x5C00  # the system stream a device writes when it boots (uptime stamps restart at 0)
 _HEADER = struct.Struct("<BBHLLLBBH")  # format, len lo, len hi, uuid, report id, sent, flags, index, selector
 _READING = struct.Struct("<HHLLL")  # stream, reserved, reading id, raw timestamp, value
 _READING_FIELDS = struct.Struct("<H2xLLL")  # the same, skipping the reserved bytes

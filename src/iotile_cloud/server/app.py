@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,10 +22,13 @@ from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
 from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
-from iotile_cloud.server.security import JwtCodec, load_or_create_secret
+from iotile_cloud.server.security import JwtCodec, load_or_create_secret, private_dir, private_sqlite
 
 log = logging.getLogger("iotile_cloud.server")
 API = "/api/v1"
+
+
+DATABASE_FILE = "iotile-cloud.sqlite3"
 
 
 def default_data_dir() -> Path:
@@ -36,12 +43,16 @@ def create_app(
     *,
     migrate: bool = True,
     stage: str = "local",
+    fixed_tokens: bool = False,
     limits: BodyLimits | None = None,
 ) -> FastAPI:
-    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
-    folder = Path(data_dir) if data_dir else default_data_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    url = database_url or db.sqlite_url(folder / "iotile-cloud.sqlite3")
+    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``.
+
+    ``fixed_tokens`` is for test fixtures only: it lets them register fixed credentials (``JWT_USER``).
+    """
+    folder = private_dir(Path(data_dir) if data_dir else default_data_dir())
+    url = database_url or db.sqlite_url(folder / DATABASE_FILE)
+    private_sqlite(url)
     engine = db.make_engine(url)
     if migrate:
         db.migrate(engine)
@@ -52,9 +63,14 @@ def create_app(
         openapi_url="/api/schema/",
         docs_url="/api/docs/",
         redoc_url=None,
+        lifespan=_lifespan,
     )
     app.state.iotile = AppState(
-        engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
+        engine=engine,
+        jwt=JwtCodec(load_or_create_secret(folder)),
+        data_dir=folder,
+        stage=stage,
+        fixed_tokens={} if fixed_tokens else None,
     )
     _install_handlers(app)
     for router in routers():
@@ -66,11 +82,53 @@ def create_app(
     return app
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    yield
+    # Shutting down (when the server runs the lifespan): this worker's pending counts to the database.
+    await run_in_threadpool(app.state.iotile.close)
+
+
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import aliases, auth, data, devices, misc, notes, orgs, reports, streams
+    from iotile_cloud.server.routes import (
+        aliases,
+        auth,
+        configs,
+        data,
+        datablocks,
+        device_actions,
+        devices,
+        generated,
+        misc,
+        notes,
+        orgs,
+        ota,
+        reports,
+        streams,
+        subroutes,
+        templates,
+    )
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases)]
+    modules = (
+        misc,
+        auth,
+        orgs,
+        reports,
+        devices,
+        device_actions,
+        streams,
+        data,
+        notes,
+        aliases,
+        configs,
+        templates,
+        subroutes,
+        ota,
+        datablocks,
+        generated,
+    )
+    return [module.router for module in modules]
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -98,14 +156,22 @@ def _install_handlers(app: FastAPI) -> None:
     async def crash(request: Request, error: Exception) -> Response:
         if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
             return JSON({"detail": "Client disconnected."}, status_code=400)
+        if isinstance(error, OverflowError | sa.exc.DataError | sa.exc.IntegrityError) or isinstance(
+            getattr(error, "orig", None), OverflowError
+        ):
+            # Input validation should have refused this at the edge: answer 400, and log it to fix there.
+            log.warning("Unvalidated input on %s %s: %s", request.method, request.url.path, error)
+            return JSON({"detail": "A value is out of range or conflicts with stored data."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 
     @app.middleware("http")
     async def access_log(request: Request, call_next: Any) -> Response:
         started = time.perf_counter()
-        request.app.state.iotile.request_count += 1
+        request.app.state.iotile.requests.add()
         response: Response = await call_next(request)
+        if response.status_code >= 400:
+            request.app.state.iotile.errors.add()
         log.info(
             "%s %s %s %.1fms",
             request.method,

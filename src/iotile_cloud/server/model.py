@@ -21,6 +21,15 @@ def stream_slug(project_gid: int, device_id: int | None, lid: int) -> str:
     return f"s--{int2pid(project_gid)}--{int2did(device_id or 0)}--{lid:04x}"
 
 
+def lock_project_schema(conn: Connection, project: Row[Any]) -> None:
+    """Serialise creating a project's variables and streams across workers.
+
+    Two devices of one project uploading their first reports at once would otherwise both create
+    variable 5001, and the loser's transaction would fail on the unique constraint.
+    """
+    db.serialize_on(conn, f"project-schema:{project.id}")
+
+
 def create_variable(
     conn: Connection,
     project: Row[Any],
@@ -105,9 +114,12 @@ def variable_for(
     conn: Connection, project: Row[Any], lid: int, template: dict[str, Any] | None = None, user_id: int | None = None
 ) -> Row[Any]:
     """The project's variable ``lid``, created from a sensor-graph template or as a plain one."""
-    row = conn.execute(
-        sa.select(db.variables).where(db.variables.c.project_id == project.id, db.variables.c.lid == lid)
-    ).first()
+    query = sa.select(db.variables).where(db.variables.c.project_id == project.id, db.variables.c.lid == lid)
+    row = conn.execute(query).first()
+    if row is not None:
+        return row
+    lock_project_schema(conn, project)
+    row = conn.execute(query).first()  # another worker may have made it while we waited
     if row is not None:
         return row
     if template is not None:
@@ -133,7 +145,12 @@ def variable_for(
 def stream_for(conn: Connection, project: Row[Any], device_id: int, lid: int, user_id: int | None = None) -> Row[Any]:
     """The device's stream for ``lid`` in its project, created on first use (reports do this)."""
     slug = stream_slug(project.gid, device_id, lid)
-    row = conn.execute(sa.select(db.streams).where(db.streams.c.slug == slug)).first()
+    query = sa.select(db.streams).where(db.streams.c.slug == slug)
+    row = conn.execute(query).first()
+    if row is not None:
+        return row
+    lock_project_schema(conn, project)
+    row = conn.execute(query).first()  # another worker may have made it while we waited
     if row is not None:
         return row
     return create_stream(conn, project, variable_for(conn, project, lid, user_id=user_id), device_id, user_id=user_id)
@@ -144,6 +161,7 @@ def apply_sensor_graph(conn: Connection, device: Row[Any], project: Row[Any], us
     sg = catalog.SENSOR_GRAPHS.get(device.sg or "")
     if sg is None:
         return
+    lock_project_schema(conn, project)
     for template in sg["variable_templates"]:
         variable = variable_for(conn, project, template["lid"], template, user_id)
         slug = stream_slug(project.gid, device.id, variable.lid)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import multiprocessing
 import os
 import signal
 import socket
@@ -12,6 +13,8 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +22,12 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from iotile_cloud.server.app import create_app
+from iotile_cloud.server import db
+from iotile_cloud.server.app import DATABASE_FILE, create_app
 from iotile_cloud.server.limits import BodyLimits
+from iotile_cloud.server.security import load_or_create_secret, write_private
 
-__all__ = ["serve", "LiveServer", "ServerProcess", "self_signed_cert"]
+__all__ = ["serve", "prepare", "Supervisor", "LiveServer", "ServerProcess", "self_signed_cert"]
 
 
 # A request head must arrive whole within this many seconds (slow-header clients are dropped), and
@@ -56,6 +61,7 @@ class GuardedH11Protocol(H11Protocol):
     def _watch_head(self) -> None:
         waiting = self.conn.their_state is h11.IDLE
         if waiting and self._head_deadline is None:
+            # read at call time, so tests (and embedders) may shorten it
             self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._drop)
         elif not waiting and self._head_deadline is not None:
             self._head_deadline.cancel()
@@ -87,16 +93,135 @@ def serve(
     data_dir: Path | None = None,
     log_level: str = "info",
     limits: BodyLimits | None = None,
+    workers: int = 1,
 ) -> None:
-    """Serve until SIGINT/SIGTERM; uvicorn finishes open requests before it exits."""
+    """Serve until SIGINT/SIGTERM; open requests are finished before the server exits.
+
+    With ``workers`` > 1, that many processes accept on one listening socket (the kernel spreads
+    the connections) over the same database. They share nothing in memory: the schema is migrated
+    and the JWT secret made here, once, before any worker starts.
+    """
+    _configure_logging(log_level)
+    from iotile_cloud.server.app import default_data_dir
+
+    folder = Path(data_dir) if data_dir else default_data_dir()
+    prepare(database_url, folder)
+    options = WorkerOptions(database_url, folder, log_level, limits)
+    sock = listening_socket(host, port)
+    if workers <= 1:
+        _run_worker(options, sock)
+        return
+    log.info("Serving http://%s:%d with %d workers", host, sock.getsockname()[1], workers)
+    Supervisor(workers, options, sock).run()
+
+
+log = logging.getLogger("iotile_cloud.server")
+
+
+def _configure_logging(log_level: str) -> None:
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format="%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s",
     )
     # Alembic announces its context on every start; only its warnings matter here.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, logging.getLogger().level))
-    app = create_app(database_url, data_dir, limits=limits)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, **uvicorn_options())
+
+
+def prepare(database_url: str | None, data_dir: Path) -> None:
+    """What must happen once per deployment, not once per worker: migrations, the JWT secret."""
+    data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = db.make_engine(database_url or db.sqlite_url(data_dir / DATABASE_FILE))
+    try:
+        db.migrate(engine)
+    finally:
+        engine.dispose()
+    load_or_create_secret(data_dir)
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A bound TCP socket every worker accepts on.
+
+    proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted TCP-proto sockets, and
+    without it every keep-alive response waits ~40 ms for a delayed ACK.
+    """
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    database_url: str | None
+    data_dir: Path
+    log_level: str
+    limits: BodyLimits | None = None
+
+
+def _run_worker(options: WorkerOptions, sock: socket.socket) -> None:
+    """One server process: its own app and connection pool over the shared database."""
+    _configure_logging(options.log_level)
+    app = create_app(options.database_url, options.data_dir, migrate=False, limits=options.limits)
+    # The lifespan's shutdown step writes the worker's pending counts (LiveServer does it in stop()).
+    settings = {**uvicorn_options(), "lifespan": "on"}
+    config = uvicorn.Config(app, log_level=options.log_level, timeout_graceful_shutdown=30, **settings)
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+class Supervisor:
+    """Starts ``count`` worker processes, replaces any that die, and stops them all on SIGTERM/SIGINT.
+
+    Stopping is graceful: each worker gets SIGTERM, finishes its open requests (uvicorn), writes its
+    pending counts and exits; a worker still running after ``stop_timeout`` seconds is killed.
+    """
+
+    def __init__(self, count: int, options: WorkerOptions, sock: socket.socket, stop_timeout: float = 40) -> None:
+        self.count = count
+        self.options = options
+        self.sock = sock
+        self.stop_timeout = stop_timeout
+        self._stop = threading.Event()
+        # spawn: a fresh interpreter per worker, nothing inherited but the socket and the options.
+        self._context = multiprocessing.get_context("spawn")
+        self.processes: list[BaseProcess] = []
+
+    def _start_one(self) -> BaseProcess:
+        process = self._context.Process(target=_run_worker, args=(self.options, self.sock), name="iotile-cloud-worker")
+        process.start()
+        return process
+
+    def run(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: self._stop.set())
+        self.processes = [self._start_one() for _ in range(self.count)]
+        failures: list[float] = []
+        while not self._stop.wait(0.5):
+            for index, process in enumerate(self.processes):
+                if process.is_alive():
+                    continue
+                log.warning("Worker %s exited with code %s; starting another", process.pid, process.exitcode)
+                now = time.monotonic()
+                failures = [t for t in failures if now - t < 60] + [now]
+                if len(failures) > 3 * self.count:  # crashing on start: restarting will not help
+                    log.error("Workers keep exiting; stopping")
+                    self._stop.set()
+                    break
+                self.processes[index] = self._start_one()
+        self.stop()
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.is_alive() and process.pid is not None:
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
+        self.sock.close()
 
 
 def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]:
@@ -127,8 +252,9 @@ def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
     )
     folder.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = folder / "key.pem", folder / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_private(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path
@@ -142,15 +268,17 @@ class LiveServer:
     """
 
     def __init__(
-        self, data_dir: Path, database_url: str | None = None, *, ssl: bool = False, log_level: str = "warning"
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        *,
+        ssl: bool = False,
+        log_level: str = "warning",
+        fixed_tokens: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.app = create_app(database_url, self.data_dir)
-        # proto=IPPROTO_TCP matters: asyncio only sets TCP_NODELAY on accepted TCP-proto sockets, and
-        # without it every keep-alive response waits ~40 ms for a delayed ACK.
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind(("127.0.0.1", 0))
+        self.app = create_app(database_url, self.data_dir, fixed_tokens=fixed_tokens)
+        self._sock = listening_socket("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         options: dict[str, Any] = {}
         if ssl:
@@ -187,7 +315,7 @@ class LiveServer:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
-        self.engine.dispose()
+        self.app.state.iotile.close()
 
     def __enter__(self) -> LiveServer:
         return self.start()
@@ -200,6 +328,8 @@ class ServerProcess:
     """``iotile-cloud serve`` in a child process on a free loopback port (benchmarks, crash tests).
 
     ``start()`` may be called again after ``kill()``: the server comes back on the same port.
+    ``stop()`` is graceful (SIGTERM); with ``--workers`` the supervisor then stops its workers, while
+    ``kill()`` would leave them running, so crash tests use a single process.
     """
 
     def __init__(self, data_dir: Path, *extra_args: str) -> None:
@@ -215,6 +345,10 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ServerProcess:
+        return self.launch().wait_ready(timeout)
+
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting (several servers can then start at the same moment)."""
         command = [
             sys.executable,
             "-m",
@@ -229,12 +363,18 @@ class ServerProcess:
             *self.extra_args,
         ]
         self.process = subprocess.Popen(command)
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> ServerProcess:
+        """Until the port accepts connections (with ``--workers``, the parent binds it before the workers run)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
                 return self
             except OSError:
+                if self.process is not None and self.process.poll() is not None:
+                    break
                 time.sleep(0.1)
         self.stop()
         raise RuntimeError(f"iotile-cloud serve did not start on port {self.port}")
@@ -248,7 +388,7 @@ class ServerProcess:
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
+            self.process.wait(timeout=60)
 
     def __enter__(self) -> ServerProcess:
         return self.start()
