@@ -33,6 +33,7 @@ LIVE_POLL_SECONDS = 1.0
 LIVE_HEARTBEAT_SECONDS = 15.0
 LIVE_MAX_SECONDS = 300.0  # then the stream ends and EventSource reconnects with Last-Event-ID
 LIVE_BATCH = 1000
+LOOP_ROWS_PER_BUCKET = 100
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -86,9 +87,7 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
         if first is None or last is None:
             return JSON({**body, "mode": "raw", "count": 0, "t": [], "min": [], "max": [], "n": []})
         # Counting at most 2*width+1 rows keeps the choice cheap however large the range is.
-        capped = sa.select(ts).limit(2 * width + 1).subquery()
-        few = int(conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()) <= 2 * width
-        if few:
+        if not _at_least(conn, ts, 2 * width + 1):
             rows = db.fetch_tuples(conn, sa.select(ts, selection.c.value).order_by(ts, selection.c.id))
             times = [r[0] for r in rows]
             values = _to_output(conv, [r[1] for r in rows])
@@ -122,6 +121,12 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
     )
 
 
+def _at_least(conn: Any, ts: Any, rows: int) -> bool:
+    """Whether the selection holds ``rows`` points or more (reads at most that many index entries)."""
+    capped = sa.select(ts).limit(rows).subquery()
+    return int(conn.execute(sa.select(sa.func.count()).select_from(capped)).scalar_one()) >= rows
+
+
 def _buckets(
     conn: Any, request: Request, selection: Any, stream_pk: int, first: int, last: int, width: int
 ) -> list[tuple[Any, ...]]:
@@ -131,13 +136,14 @@ def _buckets(
     PostgreSQL aggregates one ``GROUP BY`` over the selection. SQLite sorts a ``GROUP BY`` on an
     expression through a temporary B-tree, so for a plain time range (the buckets lie inside it)
     one range query per bucket walks the (stream, time) index instead, about 2.5 times faster.
-    Selections by ``lastn`` or streamer ids keep the ``GROUP BY``.
+    Each query costs a little, so a range of fewer than ``LOOP_ROWS_PER_BUCKET`` points per bucket,
+    and selections by ``lastn`` or streamer ids, keep the ``GROUP BY``.
     """
     size = max(1, -(-(last - first + 1) // width))  # ceiling: the last point falls in bucket width-1
     ts, value = selection.c.ts, selection.c.value
     params = request.query_params
     plain_range = not any(params.get(name) for name in ("lastn", "streamer_id_min", "streamer_id_max"))
-    if conn.dialect.name == "sqlite" and plain_range:
+    if conn.dialect.name == "sqlite" and plain_range and _at_least(conn, ts, LOOP_ROWS_PER_BUCKET * width):
         table = db.data
         low: Any = sa.bindparam("low")
         high: Any = sa.bindparam("high")
