@@ -84,7 +84,8 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as folder:
             stream, token = seed(Path(folder), args.database, points)
             extra = ("--database", args.database) if args.database else ()
-            with ServerProcess(Path(folder), *extra) as server:
+            server = ServerProcess(Path(folder), *extra).start(timeout=120)
+            try:
                 client = httpx.Client(base_url=server.url, headers={"Authorization": f"Token {token}"}, timeout=600)
                 plot = f"/api/v1/stream/{stream}/plot/"
                 whole, size, count = best_of(client, plot, {"width": "1000"})
@@ -97,6 +98,8 @@ def main() -> None:
                 }
                 part, _, _ = best_of(client, plot, window)
                 latest, _, _ = best_of(client, f"/api/v1/stream/{stream}/data/", {"lastn": "20"})
+            finally:
+                server.stop()
         print(f"| {points:,} | {whole * 1000:.0f} | {part * 1000:.0f} | {latest * 1000:.0f} | {size / 1024:.0f} |")
 
 

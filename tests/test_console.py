@@ -37,7 +37,7 @@ def csrf_of(html: str) -> str:
 
 
 def signed_in(base: str, who: tuple[str, str]) -> httpx.Client:
-    client = httpx.Client(base_url=base)
+    client = httpx.Client(base_url=base, timeout=30)
     form = client.get("/signin")
     answer = client.post(
         "/signin", data={"csrf_token": csrf_of(form.text), "email": who[0], "password": who[1], "next": "/orgs/"}
@@ -77,7 +77,7 @@ def add_points(cloud: CloudHelper, stream: str, ts: np.ndarray, values: np.ndarr
 
 
 def test_sign_in_sets_a_protected_cookie_and_sign_out_revokes_it(cloud: CloudHelper, fleet: dict[str, Any]) -> None:
-    client = httpx.Client(base_url=cloud.url)
+    client = httpx.Client(base_url=cloud.url, timeout=30)
     assert client.get("/orgs/").headers["location"] == "/signin?next=/orgs/"
     form = client.get("/signin")
     bad = client.post("/signin", data={"csrf_token": csrf_of(form.text), "email": USER[0], "password": "wrong"})
@@ -99,13 +99,13 @@ def test_sign_in_sets_a_protected_cookie_and_sign_out_revokes_it(cloud: CloudHel
     out = client.post("/signout", data={"csrf_token": csrf_of(page.text)})
     assert out.status_code == 303 and out.headers["location"] == "/signin"
     # The cookie's session is gone on the server, not only from this browser.
-    replay = httpx.Client(base_url=cloud.url, cookies={COOKIE: stolen})
+    replay = httpx.Client(base_url=cloud.url, cookies={COOKIE: stolen}, timeout=30)
     assert replay.get("/orgs/").status_code == 303
     assert replay.get("/api/v1/org/").status_code == 401
 
 
 def test_sign_in_needs_its_form_token_and_refuses_foreign_redirects(cloud: CloudHelper) -> None:
-    client = httpx.Client(base_url=cloud.url)
+    client = httpx.Client(base_url=cloud.url, timeout=30)
     forged = client.post("/signin", data={"email": USER[0], "password": USER[1]})
     assert forged.status_code == 403 and COOKIE not in forged.cookies
     form = client.get("/signin")
@@ -119,7 +119,7 @@ def test_sign_in_needs_its_form_token_and_refuses_foreign_redirects(cloud: Cloud
 def test_sign_in_with_an_api_token(cloud: CloudHelper) -> None:
     with cloud.engine.connect() as conn:
         token = conn.execute(sa.select(db.users.c.api_token).where(db.users.c.email == USER[0])).scalar_one()
-    client = httpx.Client(base_url=cloud.url)
+    client = httpx.Client(base_url=cloud.url, timeout=30)
     form = client.get("/signin")
     answer = client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": token})
     assert answer.status_code == 303 and client.get("/orgs/").status_code == 200
@@ -132,7 +132,7 @@ def _database(cloud: CloudHelper) -> str:
 
 def test_cookie_is_secure_over_https(cloud: CloudHelper, tmp_path: Path) -> None:
     with LiveServer(tmp_path, _database(cloud), ssl=True) as tls:
-        client = httpx.Client(base_url=tls.url, verify=False)
+        client = httpx.Client(base_url=tls.url, verify=False, timeout=30)
         form = client.get("/signin")
         answer = client.post("/signin", data={"csrf_token": csrf_of(form.text), "email": USER[0], "password": USER[1]})
         cookie = next(h for h in answer.headers.get_list("set-cookie") if h.startswith(COOKIE + "="))
@@ -174,14 +174,15 @@ def test_the_api_accepts_the_cookie_but_writes_need_the_csrf_header(cloud: Cloud
     assert _projects(cloud, "Via cookie") == 1
 
 
-def test_register_device_is_for_staff_admins(cloud: CloudHelper, fleet: dict[str, Any]) -> None:
+@pytest.mark.parametrize("power", ["is_staff", "is_owner"])
+def test_register_device_is_for_staff_or_the_owner(cloud: CloudHelper, fleet: dict[str, Any], power: str) -> None:
     client = signed_in(cloud.url, USER)
     page = client.get(f"/projects/{fleet['project']}/")
     assert "Register a device" not in page.text
     data = {"csrf_token": csrf_of(page.text), "sg": "water-meter-v1-1-0", "template": "1d1p2bt101es-v2-0-0"}
     assert client.post(f"/projects/{fleet['project']}/devices", data=data).status_code == 403
     with cloud.engine.begin() as conn:
-        conn.execute(sa.update(db.users).where(db.users.c.email == USER[0]).values(is_staff=True))
+        conn.execute(sa.update(db.users).where(db.users.c.email == USER[0]).values({power: True}))
         before = conn.execute(sa.select(sa.func.count()).select_from(db.devices)).scalar_one()
     assert "Register a device" in client.get(f"/projects/{fleet['project']}/").text
     bad = client.post(f"/projects/{fleet['project']}/devices", data=data | {"sg": "no-such-graph"})
@@ -286,11 +287,30 @@ def test_plot_reduces_a_large_range_to_min_max_buckets(cloud: CloudHelper, fleet
     ts = 1_700_000_000_000_000 + np.sort(rng.choice(10**12, n, replace=False)).astype(np.int64)
     values = rng.normal(0, 100, n).round(3)
     add_points(cloud, fleet["stream"], ts, values)
-    plot = signed_in(cloud.url, USER).get(f"/api/v1/stream/{fleet['stream']}/plot/", params={"width": 100}).json()
+    client = signed_in(cloud.url, USER)
+    plot = client.get(f"/api/v1/stream/{fleet['stream']}/plot/", params={"width": 100}).json()
+    # A lastn selection takes the other path (one GROUP BY): the same buckets.
+    newest = client.get(f"/api/v1/stream/{fleet['stream']}/plot/", params={"width": 100, "lastn": n}).json()
+    assert newest == plot
     assert plot["mode"] == "buckets" and len(plot["t"]) <= 100 and plot["count"] == n == sum(plot["n"])
-    size = -(-(int(ts[-1]) - int(ts[0]) + 1) // 100)
+    _same_buckets(plot, ts, values)
+    # A window in the middle: the points on either side stay out of its buckets.
+    start, end = ts[5000] + 1, ts[15000] - 1
+    window = client.get(
+        f"/api/v1/stream/{fleet['stream']}/plot/",
+        params={"width": 100, "start": db.iso(int(start)), "end": db.iso(int(end))},
+    ).json()
+    inside = (ts >= start) & (ts < end)
+    assert window["count"] == inside.sum() == 9999
+    _same_buckets(window, ts[inside], values[inside])
+
+
+def _same_buckets(plot: dict[str, Any], ts: np.ndarray, values: np.ndarray) -> None:
+    """The plot's buckets are numpy's: ``width`` equal spans from the first to the last point."""
+    size = -(-(int(ts[-1]) - int(ts[0]) + 1) // plot["width"])
     bucket = (ts - ts[0]) // size
     gallons = values / 3.785411784
+    assert plot["mode"] == "buckets" and len(plot["t"]) == len(np.unique(bucket))
     for i, b in enumerate(np.unique(bucket)):
         chosen = bucket == b
         assert plot["n"][i] == chosen.sum()
@@ -354,3 +374,13 @@ def test_live_feed_sees_points_written_through_another_server_process(
     ) as response:
         _, data = next(_events(response))
     assert len(orjson.loads(data)) == 2
+
+
+def test_device_page_shows_notes_written_through_the_api(cloud: CloudHelper, fleet: dict[str, Any]) -> None:
+    client = signed_in(cloud.url, USER)
+    token = csrf_of(client.get("/orgs/").text)
+    note = {"target": fleet["device"], "timestamp": "2026-01-01T00:00:00Z", "note": "Valve <b>replaced</b>"}
+    answer = client.post("/api/v1/note/", json=note, headers={"X-CSRFToken": token})
+    assert answer.status_code == 201, answer.text
+    page = client.get(f"/devices/{fleet['device']}/").text
+    assert "Valve &lt;b&gt;replaced&lt;/b&gt;" in page and "2026-01-01T00:00:00Z" in page

@@ -124,14 +124,14 @@ def test_owner_walkthrough(iotile_cloud: CloudHelper, page: Any) -> None:
     )
     page.wait_for_selector('form[data-uploaded="201"]')
     answer = page.locator("[data-answer]").inner_text()
-    assert f"{POINTS} readings" in answer and f"ids 1–{POINTS}" in answer
+    assert f"{POINTS} readings, {POINTS} stored, 0 duplicates" in answer and f"ids 1–{POINTS}" in answer
     shot(page, "03-device")
     # The same report again: accepted, nothing new stored.
     page.get_by_label("choose a file").set_input_files(
         files=[{"name": "report.bin", "mimeType": "application/octet-stream", "buffer": bytes(data)}]
     )
     page.get_by_role("button", name="Upload").click()
-    playwright_api.expect(page.locator("[data-answer]")).to_contain_text("Nothing new stored")
+    playwright_api.expect(page.locator("[data-answer]")).to_contain_text(f"0 stored, {POINTS} duplicates")
 
     # The stream's plot draws every point.
     page.goto(url + stream_path)

@@ -23,6 +23,7 @@ from iotile_cloud.server.context import device_or_user
 from iotile_cloud.testing.cloud import CloudHelper
 
 OPEN = {
+    ("GET", "/api/v1/"),  # the API root lists the resource URLs, nothing else
     ("GET", "/api/v1/server/"),
     ("POST", "/api/v1/account/"),
     ("POST", "/api/v1/auth/login/"),
@@ -77,8 +78,42 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
     location = api.location.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "lat": 1.5, "lon": 2.5})
     alias = api.alias.post({"name": "Secret Alias", "org": org})["slug"]
     tap = api.tap.post({"alias": alias, "timestamp": "2026-01-01T00:00:00Z", "stream": stream})
+    template = api.propertytemplate.post({"org": org, "name": "Secret Template", "type": "str"})
+    with cloud.engine.begin() as conn:  # configuration names are made by staff
+        config_name = db.new_id(
+            conn.execute(
+                sa.insert(db.config_names).values(
+                    name=":secret",
+                    created_on=0,
+                    created_by=sa.select(db.users.c.id).where(db.users.c.slug == "test").scalar_subquery(),
+                )
+            )
+        )
+    config = api.config.attr.post({"target": device, "name": ":secret", "data": {"Secret": 1}})
     point = api.data.get(filter=stream)["results"][0]["id"]
+    script = api.ota.script.post({"name": "Secret Script", "org": org})["slug"]
+    deployment = api.ota.request.post({"script": script, "org": org, "fleet": fleet, "selection_criteria": []})
+    api.ota.action.post({"deployment": deployment["id"], "device": device, "attempt_successful": True})
+    generated = api.report.generated.post({"label": "Secret Report", "org": org})["id"]
+    with cloud.engine.begin() as conn:
+        org_id = conn.execute(sa.select(db.orgs.c.id).where(db.orgs.c.slug == org)).scalar_one()
+        conn.execute(
+            sa.insert(db.datablocks).values(
+                slug="b--0001-0000-0000-000a",
+                id=1,
+                device_id=10,
+                block=1,
+                title="Secret",
+                org_id=org_id,
+                created_on=db.now_us(),
+            )
+        )
+        conn.execute(sa.insert(db.device_versions).values(device_id=10, type="os", tag=1, created_on=db.now_us()))
     return {
+        "script": script,
+        "deployment": str(deployment["id"]),
+        "datablock": "b--0001-0000-0000-000a",
+        "generated": generated,
         "org": org,
         "project": project["id"],
         "project_slug": project["slug"],
@@ -95,6 +130,9 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
         "location": str(location["id"]),
         "alias": alias,
         "tap": str(tap["id"]),
+        "template": str(template["id"]),
+        "config": str(config["id"]),
+        "config_name": str(config_name),
     }
 
 
@@ -117,9 +155,24 @@ def concrete(path: str, w: dict[str, str]) -> str:
         ("/location/{location_id}", w["location"]),
         ("/alias/{slug}", w["alias"]),
         ("/tap/{tap_id}", w["tap"]),
+        ("/propertytemplate/{template_id}", w["template"]),
+        ("/config/attr/{attr_id}", w["config"]),
+        ("/config/name/{name_id}", w["config_name"]),
+        ("/pt/{slug}", "default-template-v1-0-0"),
+        ("/ot/{slug}", "default-template-v1-0-0"),
+        ("/component/{slug}", "none"),
+        ("/vartemplate/{item_id}", "1"),
+        ("/widget/{item_id}", "1"),
+        ("/production/device/{slug}", w["device"]),
         ("/vartype/{slug}", "water-meter-volume"),
         ("/sg/{slug}", "water-meter-v1-1-0"),
         ("/dt/{slug}", "internaltestingtemplate-v1-0-0"),
+        ("/ota/device/{slug}", w["device"]),
+        ("/ota/script/{slug}", w["script"]),
+        ("/ota/request/{deployment_id}", w["deployment"]),
+        ("/datablock/{slug}", w["datablock"]),
+        ("/report/generated/{report_id}", w["generated"]),
+        ("/file/{name}", "report.csv"),
     ]
     for prefix, value in values:
         if prefix in path:
@@ -137,6 +190,8 @@ def concrete(path: str, w: dict[str, str]) -> str:
         "/note/": f"?target={w['device']}",
         "/location/": f"?target={w['device']}",
         "/tap/": f"?target={w['alias']}",
+        "/config/attr/": f"?target={w['device']}",
+        "/config/attr/search/": f"?target={w['device']}&name=:secret",
     }
     for suffix, q in query.items():
         if path == f"/api/v1{suffix}":
@@ -176,6 +231,10 @@ def body_for(w: dict[str, str]) -> dict[str, Any]:
         "lat": 1.0,
         "lon": 1.0,
         "alias": w["alias"],
+        "firmware": "v2",
+        "start": "2025-01-01T00:00:00Z",
+        "email": "outsider@example.com",
+        "password": "hacked-password",
     }
 
 
@@ -186,7 +245,9 @@ def test_outsider_sees_nothing_and_changes_nothing(cloud: CloudHelper, world: di
         conn.execute(sa.delete(db.memberships).where(db.memberships.c.user_id == outsider))
     outsider_api = Api(cloud.url)
     assert outsider_api.login(email="outsider@example.com", password="outsider-pw")
-    secrets = [world[k] for k in ("org", "project", "device", "stream", "fleet", "report", "alias")] + ["Secret"]
+    secrets = [world[k] for k in ("org", "project", "device", "stream", "fleet", "report", "alias", "generated")] + [
+        "Secret"
+    ]
     walk_as(cloud, world, {"Authorization": f"jwt {outsider_api.token}"}, secrets)
 
 
@@ -223,6 +284,9 @@ def walk_as(cloud: CloudHelper, world: dict[str, str], headers: dict[str, str], 
                 if template == "/api/v1/device/claimable/":
                     continue  # answers only whether a device you name can be claimed (as the original)
                 assert not leaked, f"{where}: leaks {leaked}"
+                if not response.headers["content-type"].startswith("application/json"):
+                    assert text.count("\n") <= 1, where  # a table (/df/): its header only
+                    continue
                 body = response.json()
                 if isinstance(body, dict) and "results" in body:
                     assert body["results"] == [] or template in (
@@ -230,6 +294,9 @@ def walk_as(cloud: CloudHelper, world: dict[str, str], headers: dict[str, str], 
                         "/api/v1/sg/",
                         "/api/v1/dt/",
                         "/api/v1/account/",
+                        "/api/v1/pt/",
+                        "/api/v1/ot/",
+                        "/api/v1/config/name/",
                     ), where
             else:
                 assert response.status_code in (400, 403, 404, 405, 406), where

@@ -33,8 +33,9 @@ def _client(cloud: CloudHelper, header: str) -> httpx.Client:
     return httpx.Client(base_url=cloud.url + "/api/v1", headers={"Authorization": header}, timeout=30)
 
 
-def _login(cloud: CloudHelper, email: str, username: str) -> Api:
-    cloud.quick_add_user(email, "pass-" + username, username=username)
+def _login(cloud: CloudHelper, email: str, username: str, is_staff: bool = False) -> Api:
+    # quick_add_user makes every user an owner of every org: so users are made before roles are given
+    cloud.quick_add_user(email, "pass-" + username, username=username, is_staff=is_staff)
     with cloud.engine.begin() as conn:  # helper users share helper orgs: start with no memberships
         user = conn.execute(sa.select(db.users.c.id).where(db.users.c.slug == username)).scalar_one()
         conn.execute(sa.delete(db.memberships).where(db.memberships.c.user_id == user))
@@ -50,6 +51,7 @@ def world(cloud: CloudHelper, api: Api) -> Iterator[World]:
     device = cloud.quick_add_device(project["id"], 0x51)
     stream = f"s--{project['slug'][3:]}--0000-0000-0000-0051--5001"
     clients = {"owner": _client(cloud, f"jwt {api.token}")}
+    clients["staff"] = _client(cloud, f"jwt {_login(cloud, 'root@example.com', 'root', is_staff=True).token}")
     for role, who in (("m1", "member"), ("r1", "reader")):
         other = _login(cloud, f"{who}@example.com", who)
         api.org(org).register.post({"user": who, "role": role})
@@ -197,3 +199,304 @@ def test_alias_follows_a_sensor_across_a_device_swap(cloud: CloudHelper, world: 
     assert moved.json()["timestamp"] == "2026-02-15T00:00:00Z"
     assert world["owner"].delete(f"/alias/{slug}/").status_code == 204
     assert world["owner"].get("/tap/").json()["count"] == 0
+
+
+# -- property templates -------------------------------------------------------------------------
+
+
+def test_property_templates_and_their_enums(world: World) -> None:
+    body = {"org": world.org, "name": "Site", "type": "str", "default": "north", "extra": {"ui": "select"}}
+    created = world["owner"].post("/propertytemplate/", json=body)
+    assert created.status_code == 201, created.text
+    template = created.json()
+    assert set(template) == {"id", "org", "type", "name", "default", "enums", "extra", "created_by"}
+    assert template["enums"] == [] and template["extra"] == {"ui": "select"}
+    enum_url = f"/propertytemplate/{template['id']}/enum/"
+    assert world["owner"].post(enum_url, json={"value": "north"}).status_code == 201
+    assert world["owner"].post(enum_url, json={"value": "south"}).status_code == 201
+    assert world["owner"].post(enum_url, json={"value": "south"}).status_code == 201  # get or create
+    assert world["reader"].get(f"/propertytemplate/{template['id']}/").json()["enums"] == ["north", "south"]
+    assert world["member"].get(enum_url).json()["count"] == 2
+    assert world["owner"].request("DELETE", enum_url, json={"value": "west"}).json() == {
+        "error": "Enum Value not found in Property Template"
+    }
+    assert world["owner"].request("DELETE", enum_url, json={"value": "south"}).status_code == 204
+    # Only org admins change them; outsiders never see them.
+    assert world["member"].post("/propertytemplate/", json={**body, "name": "Other"}).status_code == 403
+    assert world["reader"].patch(f"/propertytemplate/{template['id']}/", json={"default": "x"}).status_code == 403
+    assert world["outsider"].get("/propertytemplate/").json()["count"] == 0
+    assert world["outsider"].get(f"/propertytemplate/{template['id']}/").status_code == 404
+    assert world["device"].get("/propertytemplate/").status_code == 403
+    # Bad input.
+    assert world["owner"].post("/propertytemplate/", json=body).json() == {
+        "non_field_errors": ["The fields org, name must make a unique set."]
+    }
+    assert world["owner"].post("/propertytemplate/", json={**body, "name": "T", "type": "float"}).status_code == 400
+    assert world["owner"].post("/propertytemplate/", json={"name": "T"}).json() == {"org": ["This field is required."]}
+    assert world["owner"].get("/propertytemplate/", params={"org": "no-such-org"}).status_code == 404
+    assert world["owner"].delete(f"/propertytemplate/{template['id']}/").status_code == 204
+
+
+# -- configuration attributes -------------------------------------------------------------------
+
+
+def test_configuration_attributes(world: World) -> None:
+    root = world["staff"]
+    name = root.post("/config/name/", json={"name": ":classic:ui:device", "tags": ["ui"]})
+    assert name.status_code == 201 and name.json()["tags"] == ["ui"]
+    assert root.post("/config/name/", json={"name": "no colon"}).status_code == 400
+    assert root.get("/key/").status_code == 405
+    key = root.post("/key/", json={"slug": world.device, "type": "SSH", "secret": "s3cr3t", "downloadable": True})
+    assert key.status_code == 201 and key.json()["secret"] == "s3cr3t"
+    assert world["member"].post("/config/name/", json={"name": ":mine"}).status_code == 403
+    assert world["member"].get("/config/name/", params={"tag": "ui"}).json()["count"] == 1
+    # Device keys: uploaded by staff, downloaded by members.
+    assert world["owner"].post("/key/", json={"slug": world.device, "secret": "x"}).status_code == 403
+    assert world["owner"].get("/key/").status_code == 403
+    assert world["owner"].get(f"/device/{world.device}/key/", params={"type": "ssh"}).json() == {"key": "s3cr3t"}
+    assert world["owner"].get(f"/device/{world.device}/key/", params={"type": "usr"}).status_code == 403
+    assert world["owner"].get(f"/device/{world.device}/key/").json() == {"msg": "No type specified"}
+
+    org_level = world["owner"].post(
+        "/config/attr/", json={"target": f"^{world.org}", "name": ":classic:ui:device", "data": {"a": 1}}
+    )
+    assert org_level.status_code == 201, org_level.text
+    assert set(org_level.json()) == {"id", "target", "name", "data", "updated_on"}
+    # A device without its own attribute finds its org's; then its own.
+    search = {"target": world.device, "name": ":classic:ui:device"}
+    assert world["reader"].get("/config/attr/search/", params=search).json()["data"] == {"a": 1}
+    own = world["member"].post(
+        "/config/attr/",
+        json={"target": world.device, "name": ":classic:ui:device", "data": {"a": 2}, "log_as_note": True},
+    )
+    assert own.status_code == 201
+    assert world["reader"].get("/config/attr/search/", params=search).json()["data"] == {"a": 2}
+    notes = world["owner"].get("/note/", params={"target": world.device}).json()["results"]
+    assert notes[-1]["type"] == "si" and "a: 2" in notes[-1]["note"]
+    again = world["member"].post(
+        "/config/attr/", json={"target": world.device, "name": ":classic:ui:device", "data": 3}
+    )
+    assert again.json()["id"] == own.json()["id"] and again.json()["data"] == 3  # overwritten in place
+    assert world["reader"].get("/config/attr/", params={"target": world.device}).json()["count"] == 1
+    # Permissions and bad input.
+    assert world["reader"].post("/config/attr/", json={**search, "data": 1}).status_code == 403
+    assert world["outsider"].post("/config/attr/", json={**search, "data": 1}).status_code == 403
+    assert world["outsider"].get("/config/attr/", params={"target": world.device}).json()["count"] == 0
+    assert world["outsider"].get(f"/config/attr/{own.json()['id']}/").status_code == 403
+    assert world["outsider"].get("/config/attr/search/", params=search).status_code == 403
+    assert world["owner"].get("/config/attr/").json() == {"target": ["This field is required."]}
+    assert world["owner"].get("/config/attr/search/").json() == {"error": "Missing target and/or name"}
+    assert world["owner"].post("/config/attr/", json={**search, "name": ":unknown", "data": 1}).json() == [
+        "Most use a valid Configuration Attribute Name"
+    ]
+    assert world["owner"].post("/config/attr/", json={**search, "target": "x--1", "data": 1}).status_code == 400
+    assert world["owner"].patch(f"/config/attr/{own.json()['id']}/", json={"data": 1}).json() == {
+        "error": "PUT and PATCH methods are not supported; use POST with the right target"
+    }
+    assert world["owner"].get("/config/attr/abc/").status_code == 400
+    assert world["owner"].delete(f"/config/attr/{own.json()['id']}/").status_code == 204
+
+
+# -- built-in templates -------------------------------------------------------------------------
+
+
+def test_builtin_templates_are_read_only(world: World) -> None:
+    templates = world["reader"].get("/pt/").json()
+    assert templates["count"] == 4 and templates["results"][0]["slug"] == "default-template-v1-0-0"
+    assert world["reader"].get("/pt/shipping-template-v1-0-0/").json()["extra_data"]["mobile"]["waveform"] is True
+    assert world["reader"].get("/ot/default-template-v1-0-0/").json()["version"] == "v1.0.0"
+    assert world["reader"].get("/pt/nope/").status_code == 404
+    assert world["reader"].get("/component/").json()["count"] == 0
+    assert world["owner"].post("/pt/", json={"name": "Mine"}).status_code == 403
+    # As the original: variable and widget templates are never read through the API.
+    assert world["owner"].get("/vartemplate/").json() == {"detail": 'Method "GET" not allowed.'}
+    assert world["owner"].get("/widget/1/").status_code == 405
+    assert world["owner"].post("/vartemplate/", json={}).status_code == 403
+
+
+# -- device sub-routes --------------------------------------------------------------------------
+
+
+def test_device_health_status_and_mask(world: World) -> None:
+    status = world["reader"].get(f"/device/{world.device}/status/").json()
+    assert status["alert"] == "DSBL" and status["last_report_ts"] is None and status["health_check_period"] == 7200
+    changed = world["member"].patch(
+        f"/device/{world.device}/health/",
+        json={"health_check_enabled": True, "health_check_period": 3600, "notification_recipients": ["a@b.c"]},
+    )
+    assert changed.json() == {
+        "health_check_enabled": True,
+        "health_check_period": 3600,
+        "notification_recipients": ["a@b.c"],
+    }
+    assert world["reader"].get(f"/device/{world.device}/health/").json()["alert"] == "UNK"
+    assert world["reader"].patch(f"/device/{world.device}/health/", json={"health_check_period": 1}).status_code == 403
+    assert (
+        world["member"].patch(f"/device/{world.device}/health/", json={"notification_recipients": "x"}).status_code
+        == 400
+    )
+    assert world["reader"].get(f"/device/{world.device}/mask/").json() == {"start": None, "end": None}
+    mask = {"start": "2026-01-01T00:00:00Z", "end": "2026-02-01T00:00:00Z"}
+    assert world["member"].patch(f"/device/{world.device}/mask/", json=mask).status_code == 403  # admins only
+    assert world["owner"].patch(f"/device/{world.device}/mask/", json=mask).json() == mask
+    assert world["reader"].get(f"/device/{world.device}/mask/").json() == mask
+    assert world["owner"].patch(f"/device/{world.device}/mask/", json={}).json() == {
+        "non_field_errors": ["At least one of start/end should be defined"]
+    }
+    assert world["owner"].patch(
+        f"/device/{world.device}/mask/", json={"start": mask["end"], "end": mask["start"]}
+    ).json() == {"non_field_errors": ["Start is after end"]}
+    assert world["owner"].delete(f"/device/{world.device}/mask/").status_code == 204
+    assert world["outsider"].get(f"/device/{world.device}/status/").status_code == 403
+
+
+def test_device_reset_trim_and_upgrade(cloud: CloudHelper, api: Api, world: World) -> None:
+    points = [{"stream": world.stream, "timestamp": f"2026-01-0{d}T00:00:00Z", "int_value": d} for d in range(1, 6)]
+    api.data.post(points)
+    trimmed = world["member"].post(
+        f"/device/{world.device}/trim/", json={"start": "2026-01-02T00:00:00Z", "end": "2026-01-04T00:00:00Z"}
+    )
+    assert trimmed.status_code == 202 and trimmed.json() == {"trim": "scheduled"}
+    assert [p["int_value"] for p in api.data.get(filter=world.stream)["results"]] == [2, 3, 4]
+    assert (
+        world["reader"].post(f"/device/{world.device}/trim/", json={"start": "2026-01-01T00:00:00Z"}).status_code == 403
+    )
+    api.property.post({"target": world.device, "name": "site", "str_value": "north"})
+    assert world["member"].post(f"/device/{world.device}/reset/", json={}).status_code == 403  # admins only
+    reset = world["owner"].post(f"/device/{world.device}/reset/", json={"include_properties": False})
+    assert reset.status_code == 202 and reset.json()["reset"] == "scheduled"
+    assert api.data.get(filter=world.stream)["count"] == 0
+    assert api.property.get(target=world.device)["count"] == 1
+    upgrade = world["reader"].post(f"/device/{world.device}/upgrade/", json={"firmware": "2.1.0"})
+    assert upgrade.json() == {"slug": world.device, "msg": f"Device {world.device} firmware upgraded to 2.1.0"}
+    assert world["owner"].post(f"/device/{world.device}/upgrade/", json={"firmware": "x" * 11}).status_code == 400
+    assert world["outsider"].post(f"/device/{world.device}/reset/", json={}).status_code == 403
+
+
+def test_device_sg_template_versions_filterlog(world: World) -> None:
+    sg = world["reader"].get(f"/device/{world.device}/sg/")
+    assert sg.status_code == 200 and sg.json()["slug"] == "water-meter-v1-1-0"
+    assert world["reader"].get("/sg/water-meter-v1-1-0/").json() == sg.json()
+    template = world["reader"].get(f"/device/{world.device}/template/").json()
+    assert template == world["reader"].get("/dt/internaltestingtemplate-v1-0-0/").json()
+    assert world["reader"].get(f"/device/{world.device}/versions/").json() == []
+    assert world["reader"].get(f"/device/{world.device}/filterlog/").json() == {
+        "slug": world.device,
+        "device_filter_logs": [],
+    }
+    for sub in ("sg", "template", "versions", "filterlog"):
+        assert world["outsider"].get(f"/device/{world.device}/{sub}/").status_code == 403
+        assert world["owner"].get(f"/device/d--0000-0000-0000-0fff/{sub}/").status_code == 404
+
+
+# -- sub-routes ---------------------------------------------------------------------------------
+
+
+def test_invite_a_member_who_accepts(cloud: CloudHelper, world: World) -> None:
+    invited = world["owner"].post(f"/org/{world.org}/invite/", json={"email": "New.Person@example.com", "role": "r1"})
+    assert (invited.status_code, invited.json()) == (201, {"email": "new.person@example.com"})
+    pending = world["owner"].get(f"/org/{world.org}/pending/").json()
+    assert [(p["email"], p["sent_by"]) for p in pending["results"]] == [("new.person@example.com", "test")]
+    assert world["member"].get(f"/org/{world.org}/pending/").status_code == 403
+    assert world["member"].post(f"/org/{world.org}/invite/", json={"email": "x@example.com"}).status_code == 403
+    assert world["outsider"].post(f"/org/{world.org}/invite/", json={"email": "x@example.com"}).status_code == 404
+    assert world["owner"].post(f"/org/{world.org}/invite/", json={"email": "not-an-email"}).status_code == 400
+    # The invitee signs up (or already has an account) and accepts.
+    newcomer = _login(cloud, "new.person@example.com", "newcomer")
+    with _client(cloud, f"jwt {newcomer.token}") as client:
+        assert client.get(f"/org/{world.org}/").status_code == 404
+        accepted = client.post(f"/org/{world.org}/accept/")
+        assert accepted.status_code == 201 and accepted.json()["role"] == "r1"
+        assert client.get(f"/org/{world.org}/").status_code == 200
+        assert client.post(f"/org/{world.org}/accept/").status_code == 404
+    assert world["owner"].get(f"/org/{world.org}/pending/").json()["count"] == 0
+    assert world["outsider"].post(f"/org/{world.org}/accept/").status_code == 404
+
+
+def test_org_devices_project_properties_and_password(cloud: CloudHelper, world: World) -> None:
+    listing = world["reader"].get(f"/org/{world.org}/devices/").json()
+    assert listing["count"] == 1 and listing["next_page"] is None and listing["results"][0]["slug"] == world.device
+    assert world["outsider"].get(f"/org/{world.org}/devices/").status_code == 404
+    project = world.project["id"]
+    created = world["member"].post(f"/project/{project}/new_property/", json={"name": "site", "str_value": "north"})
+    assert created.status_code == 201 and created.json()["value"] == "north"
+    assert world["reader"].get(f"/project/{project}/properties/").json()[0]["name"] == "site"
+    assert (
+        world["reader"].post(f"/project/{project}/new_property/", json={"name": "x", "int_value": 1}).status_code == 403
+    )
+    assert world["member"].post(f"/project/{project}/new_property/", json={"name": "y"}).status_code == 400
+    assert world["outsider"].get(f"/project/{project}/properties/").status_code == 404
+    changed = world["member"].post("/account/member/set_password/", json={"password": "a-new-password"})
+    assert changed.json() == {"status": "password set"}
+    assert Api(cloud.url).login(email="member@example.com", password="a-new-password")
+    assert world["member"].post("/account/member/set_password/", json={"password": "short"}).status_code == 400
+    assert world["member"].post("/account/reader/set_password/", json={"password": "a-new-password"}).status_code == 404
+
+
+def test_variable_type_stream_csv_event_url_and_streamer_reports(cloud: CloudHelper, api: Api, world: World) -> None:
+    variable = f"v--{world.project['slug'][3:]}--5001"
+    var_type = world["reader"].get(f"/variable/{variable}/type/")
+    assert var_type.status_code == 200 and var_type.json()["slug"] == "water-meter-volume"
+    api.data.post([{"stream": world.stream, "timestamp": "2026-01-01T00:00:00Z", "int_value": 7}])
+    csv_text = world["reader"].get(f"/stream/{world.stream}/csv/").text
+    assert csv_text == world["reader"].get("/df/", params={"filter": world.stream, "format": "csv"}).text
+    assert csv_text.splitlines()[0] == "timestamp,value" and csv_text.splitlines()[1].startswith(
+        "2026-01-01T00:00:00Z,"
+    )
+    assert world["outsider"].get(f"/stream/{world.stream}/csv/").status_code in (403, 404)
+    event_stream = f"s--{world.project['slug'][3:]}--0000-0000-0000-0051--5002"
+    plain = api.event.post({"stream": event_stream, "timestamp": "2026-01-01T00:00:00Z", "extra_data": {}})
+    assert world["reader"].get(f"/event/{plain['id']}/url/").json() == {"error": "Event has no data"}
+    assert world["outsider"].get(f"/event/{plain['id']}/url/").status_code == 403
+    streamer = f"t--{world.device[3:]}--0000"
+    assert world["reader"].get(f"/streamer/{streamer}/report/").json()["count"] == 0
+    assert world["owner"].get("/production/device/").status_code == 403
+
+
+NEW_PATHS = [
+    "/note/",
+    "/note/{note_id}/",
+    "/location/",
+    "/alias/",
+    "/alias/{slug}/",
+    "/tap/",
+    "/tap/{tap_id}/",
+    "/propertytemplate/",
+    "/propertytemplate/{template_id}/enum/",
+    "/config/name/",
+    "/config/attr/",
+    "/config/attr/search/",
+    "/key/",
+    "/vartemplate/",
+    "/widget/",
+    "/pt/",
+    "/ot/",
+    "/component/",
+    "/account/{slug}/set_password/",
+    "/org/{slug}/invite/",
+    "/org/{slug}/pending/",
+    "/org/{slug}/devices/",
+    "/project/{project_id}/properties/",
+    "/project/{project_id}/new_property/",
+    "/device/{slug}/health/",
+    "/device/{slug}/mask/",
+    "/device/{slug}/reset/",
+    "/device/{slug}/sg/",
+    "/device/{slug}/status/",
+    "/device/{slug}/template/",
+    "/device/{slug}/trim/",
+    "/device/{slug}/upgrade/",
+    "/device/{slug}/versions/",
+    "/device/{slug}/filterlog/",
+    "/variable/{slug}/type/",
+    "/stream/{slug}/csv/",
+    "/event/{event_id}/url/",
+    "/streamer/{slug}/report/",
+    "/production/device/",
+]
+
+
+def test_new_routes_are_in_the_openapi_description(cloud: CloudHelper) -> None:
+    paths = httpx.get(cloud.url + "/api/schema/").json()["paths"]
+    missing = [p for p in NEW_PATHS if "/api/v1" + p not in paths]
+    assert not missing

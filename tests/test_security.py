@@ -3,17 +3,32 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import os
 import socket
+import stat
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from click.testing import CliRunner
 
 from iotile_cloud.api.connection import Api
+from iotile_cloud.cli import main
+from iotile_cloud.server import db, run, security, throttle
 from iotile_cloud.server.limits import DEFAULT_MAX_JSON_BYTES, MAX_INFLATED_BYTES
+from iotile_cloud.server.run import LiveServer, ServerProcess
 from iotile_cloud.testing.cloud import CloudHelper
+from tests.conftest import USER
 
 
 @pytest.fixture
@@ -132,3 +147,153 @@ def test_deep_encoded_extra_data_on_upload_is_a_400(http: httpx.Client, stream: 
     files = {"file": ("e.json", b"{}", "application/json")}
     form = {"stream": stream, "timestamp": "2026-01-01T00:00:00Z", "encoded_extra_data": encoded}
     assert http.post("/event/upload/", files=files, data=form).status_code == 400
+
+
+# -- files on disk and stored tokens -----------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_every_entry_point_keeps_the_data_dir_private(tmp_path: Path, testdata: Path) -> None:
+    """``admin`` (the first to touch a fresh dir), then the server: 0700 dirs, 0600 files, under umask 022."""
+    folder = tmp_path / "data"
+    old = os.umask(0o022)
+    try:
+        made = CliRunner().invoke(
+            main, ["admin", "create-user", "a@example.com", "--password", "pw-123456", "--data-dir", str(folder)]
+        )
+        assert made.exit_code == 0, made.output
+        assert _mode(folder) == 0o700
+        assert _mode(folder / "iotile-cloud.sqlite3") == 0o600
+        with LiveServer(folder) as server:
+            owner = Api(server.url)
+            assert owner.login(email="a@example.com", password="pw-123456")
+            org = owner.org.post({"name": "Files"})["slug"]
+            project = owner.project.post({"name": "Files", "org": org})
+            with server.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(db.devices).values(
+                        id=0x77,
+                        label="d",
+                        sg="water-meter-v1-1-0",
+                        template="internaltestingtemplate-v1-0-0",
+                        created_on=db.now_us(),
+                    )
+                )
+            owner.device.claim.post({"device": "d--0000-0000-0000-0077", "project": project["id"]})
+            stream = f"s--{project['slug'][3:]}--0000-0000-0000-0077--5001"
+            owner.event.post({"stream": stream, "timestamp": "2026-01-01T00:00:00Z", "data": {"x": 1}})
+            files = [p for p in folder.rglob("*") if p.is_file()]
+            assert {p.name for p in files} >= {"iotile-cloud.sqlite3", "jwt-secret", "iotile-cloud.sqlite3-wal"}
+            assert any(p.parent.name == "events" for p in files)
+            assert {str(p.relative_to(folder)): oct(_mode(p)) for p in files if _mode(p) != 0o600} == {}
+            assert {str(p): oct(_mode(p)) for p in folder.rglob("*") if p.is_dir() and _mode(p) != 0o700} == {}
+    finally:
+        os.umask(old)
+
+
+def test_api_tokens_are_stored_as_digests_and_still_work(cloud: CloudHelper, api: Api) -> None:
+    shown = httpx.get(cloud.url + "/api/v1/auth/token/", headers={"Authorization": f"jwt {api.token}"}).json()
+    token = shown["token"]
+    with cloud.engine.connect() as conn:
+        stored = set(conn.execute(sa.select(db.users.c.api_token)).scalars())
+    assert token not in stored
+    assert hashlib.sha256(token.encode()).hexdigest() in stored
+    answer = httpx.get(cloud.url + "/api/v1/org/", headers={"Authorization": f"Token {token}"})
+    assert answer.status_code == 200
+    again = httpx.get(cloud.url + "/api/v1/auth/token/", headers={"Authorization": f"Token {token}"}).json()
+    assert again["token"] == token  # the same token every time, as the original server
+
+
+def test_the_migration_hashes_existing_tokens_in_place(tmp_path: Path) -> None:
+    engine = db.make_engine(db.sqlite_url(tmp_path / "old.sqlite3"))
+    config = Config()
+    config.set_main_option("script_location", str(Path(db.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO users (username, slug, email, name, tagline, password_hash, api_token, is_staff, "
+                "is_active, created_at, updated_at) VALUES ('old', 'old', 'old@x.com', '', '', 'h', 'plain-token-1', "
+                "0, 1, 0, 0)"
+            )
+        )
+    db.migrate(engine)
+    with engine.connect() as conn:
+        stored = conn.execute(sa.select(db.users.c.api_token)).scalar_one()
+    engine.dispose()
+    assert stored == hashlib.sha256(b"plain-token-1").hexdigest()
+
+
+# -- login floods -------------------------------------------------------------------------------------
+
+
+def test_failed_logins_are_limited_per_account_with_retry_after(cloud: CloudHelper) -> None:
+    url = cloud.url + "/api/v1/auth/login/"
+    bad = {"email": USER[0], "password": "wrong"}
+    answers = [httpx.post(url, json=bad).status_code for _ in range(throttle.ACCOUNT_LIMIT)]
+    assert answers == [401] * throttle.ACCOUNT_LIMIT
+    blocked = httpx.post(url, json={"email": USER[0], "password": USER[1]})  # even the right password waits
+    assert blocked.status_code == 429
+    assert 0 < int(blocked.headers["Retry-After"]) <= throttle.WINDOW_US // 1_000_000
+    other = httpx.post(url, json={"email": "someone-else@example.com", "password": "x"})
+    assert other.status_code == 401  # another account is not blocked by this one
+
+
+def test_failed_logins_are_limited_per_client_across_processes(cloud: CloudHelper, tmp_path: Path) -> None:
+    """The counters live in the database: a second app on the same database sees the first one's."""
+    url = cloud.url + "/api/v1/auth/login/"
+    for i in range(throttle.CLIENT_LIMIT):
+        assert httpx.post(url, json={"email": f"nobody{i}@example.com", "password": "x"}).status_code == 401
+    database = str(cloud.engine.url)
+    with LiveServer(tmp_path / "second", database_url=database) as second:
+        answer = httpx.post(second.url + "/api/v1/auth/login/", json={"email": "fresh@example.com", "password": "x"})
+    assert answer.status_code == 429
+    assert int(answer.headers["Retry-After"]) > 0
+
+
+def test_password_hashing_runs_a_bounded_number_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    running = 0
+    peak = 0
+    lock = threading.Lock()
+    real = security._hasher
+
+    class Counting:
+        def verify(self, stored: str, password: str) -> bool:
+            nonlocal running, peak
+            with lock:
+                running += 1
+                peak = max(peak, running)
+            try:
+                return bool(real.verify(stored, password))
+            finally:
+                with lock:
+                    running -= 1
+
+    monkeypatch.setattr(security, "_hasher", Counting())
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(lambda _: security.check_password(None, "x"), range(6)))
+    assert peak == security.KDF_CONCURRENCY
+
+
+def test_serve_takes_its_body_caps_from_flags(tmp_path: Path) -> None:
+    """``iotile-cloud serve --max-json-mb`` (a real process): the cap answers 413 with the configured size."""
+    with ServerProcess(tmp_path, "--max-json-mb", "0.01", "--max-upload-mb", "0.02") as server:
+        response = httpx.post(
+            server.url + "/api/v1/auth/login/", content=b" " * 20_000, headers={"Content-Type": "application/json"}
+        )
+    assert response.status_code == 413
+    assert str(int(0.01 * 1024 * 1024)) in response.json()["detail"]
+
+
+def test_a_trickled_request_head_is_dropped(cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Slowloris: a head that never completes does not hold the connection for ever."""
+    monkeypatch.setattr(run, "HEAD_TIMEOUT", 0.5)
+    with socket.create_connection(("127.0.0.1", int(cloud.url.rsplit(":", 1)[1])), timeout=10) as sock:
+        sock.sendall(b"GET /api/v1/server/ HTTP/1.1\r\nHost: x\r\n")
+        started = time.monotonic()
+        assert sock.recv(1024) == b""  # closed by the server, no answer
+    assert time.monotonic() - started < 5

@@ -52,13 +52,15 @@ def test_bad_timestamps(text: str) -> None:
 
 
 def test_iso_from_micros_matches_single_formatting() -> None:
-    from hypothesis import given
+    from hypothesis import given, settings
     from hypothesis import strategies as st
 
     from iotile_cloud.utils.basic import iso_from_micros, utc_isoformat
 
     epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
 
+    # No deadline: the first example pays numpy's import, slow on a busy machine.
+    @settings(deadline=None)
     @given(st.lists(st.integers(-2_208_988_800_000_000, 253_402_300_799_999_999), min_size=1, max_size=50))
     def check(values: list[int]) -> None:
         assert iso_from_micros(values) == [utc_isoformat(epoch + dt.timedelta(microseconds=v)) for v in values]

@@ -275,7 +275,8 @@ class RestResource:
 
     def upload_fp(self, fp: IO[bytes], data: dict[str, Any] | None = None, **kwargs: Any) -> Any:
         """Multipart POST: the file as field ``file``, ``data`` as form fields."""
-        name = os.path.basename(getattr(fp, "name", "") or "upload")
+        # The file's own name, else the field's (as requests named it for 0.9.14).
+        name = os.path.basename(str(getattr(fp, "name", "") or "")) or "file"
         headers = {k: v for k, v in self._get_header().items() if k != "Content-Type"}
         logger.debug("Uploading file to %s", self.url())
         response = self._send(

@@ -230,10 +230,11 @@ def database_location(database: str | None, data_dir: Path | None) -> str:
     """The database URL ``serve`` and ``admin`` share, announced on standard error (password hidden)."""
     from iotile_cloud.server.app import default_data_dir
     from iotile_cloud.server.db import sqlite_url
+    from iotile_cloud.server.security import private_dir, private_sqlite
 
-    folder = data_dir or default_data_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    folder = private_dir(data_dir or default_data_dir())
     url = database or sqlite_url(folder / "iotile-cloud.sqlite3")
+    private_sqlite(url)
     shown = url if database is None else _hide_password(url)
     click.echo(f"Data directory: {folder}\nDatabase: {shown}", err=True)
     return url

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from iotile_cloud.api.exceptions import HttpForbiddenError
+from iotile_cloud.api.exceptions import HttpForbiddenError, RestBaseException
 from iotile_cloud.cli.common import (
     Group,
     change_one,
@@ -85,7 +85,13 @@ def device_create(
             raise click.ClickException(REGISTER_REFUSED.format(answer=error.detail)) from None
         where = " (unclaimed: `iotile-cloud device claim` puts it in a project)"
         if project:
-            claimed = client.post("device/claim/", {"device": created["slug"], "project": project})
+            try:
+                claimed = client.post("device/claim/", {"device": created["slug"], "project": project})
+            except RestBaseException as error:
+                raise click.ClickException(
+                    f"Registered {created['slug']} but could not claim it ({error}): "
+                    f"iotile-cloud device claim {created['slug']} --project {project_ref}"
+                ) from None
             created = client.get(f"device/{created['slug']}/")
             where = f", claimed into {claimed['project']}"
     if as_json:

@@ -39,7 +39,7 @@ def fleet_list(org: str | None, device: str | None, domain: str | None, as_json:
 @domain_option
 @json_option
 def fleet_show(slug: str, domain: str | None, as_json: bool) -> None:
-    """Show one fleet (g--...)."""
+    """Show one fleet (by its g-- slug)."""
     show_one(domain, f"fleet/{slug}/", "fleet", slug, as_json)
 
 

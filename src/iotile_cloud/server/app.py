@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
@@ -21,7 +22,7 @@ from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
 from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
-from iotile_cloud.server.security import JwtCodec, load_or_create_secret
+from iotile_cloud.server.security import JwtCodec, load_or_create_secret, private_dir, private_sqlite
 
 log = logging.getLogger("iotile_cloud.server")
 API = "/api/v1"
@@ -42,12 +43,16 @@ def create_app(
     *,
     migrate: bool = True,
     stage: str = "local",
+    fixed_tokens: bool = False,
     limits: BodyLimits | None = None,
 ) -> FastAPI:
-    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``."""
-    folder = Path(data_dir) if data_dir else default_data_dir()
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Build the app. With no ``database_url``, a SQLite file ``iotile-cloud.sqlite3`` in ``data_dir``.
+
+    ``fixed_tokens`` is for test fixtures only: it lets them register fixed credentials (``JWT_USER``).
+    """
+    folder = private_dir(Path(data_dir) if data_dir else default_data_dir())
     url = database_url or db.sqlite_url(folder / DATABASE_FILE)
+    private_sqlite(url)
     engine = db.make_engine(url)
     if migrate:
         db.migrate(engine)
@@ -61,7 +66,11 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.iotile = AppState(
-        engine=engine, jwt=JwtCodec(load_or_create_secret(folder)), data_dir=folder, stage=stage
+        engine=engine,
+        jwt=JwtCodec(load_or_create_secret(folder)),
+        data_dir=folder,
+        stage=stage,
+        fixed_tokens={} if fixed_tokens else None,
     )
     _install_handlers(app)
     for router in routers():
@@ -82,9 +91,44 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def routers() -> list[Any]:
     """The API's routers, in matching order (fixed paths before ``{slug}`` paths)."""
-    from iotile_cloud.server.routes import aliases, auth, data, devices, misc, notes, orgs, reports, streams
+    from iotile_cloud.server.routes import (
+        aliases,
+        auth,
+        configs,
+        data,
+        datablocks,
+        device_actions,
+        devices,
+        generated,
+        misc,
+        notes,
+        orgs,
+        ota,
+        reports,
+        streams,
+        subroutes,
+        templates,
+    )
 
-    return [module.router for module in (misc, auth, orgs, reports, devices, streams, data, notes, aliases)]
+    modules = (
+        misc,
+        auth,
+        orgs,
+        reports,
+        devices,
+        device_actions,
+        streams,
+        data,
+        notes,
+        aliases,
+        configs,
+        templates,
+        subroutes,
+        ota,
+        datablocks,
+        generated,
+    )
+    return [module.router for module in modules]
 
 
 def _install_handlers(app: FastAPI) -> None:
@@ -112,6 +156,12 @@ def _install_handlers(app: FastAPI) -> None:
     async def crash(request: Request, error: Exception) -> Response:
         if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
             return JSON({"detail": "Client disconnected."}, status_code=400)
+        if isinstance(error, OverflowError | sa.exc.DataError | sa.exc.IntegrityError) or isinstance(
+            getattr(error, "orig", None), OverflowError
+        ):
+            # Input validation should have refused this at the edge: answer 400, and log it to fix there.
+            log.warning("Unvalidated input on %s %s: %s", request.method, request.url.path, error)
+            return JSON({"detail": "A value is out of range or conflicts with stored data."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 
@@ -120,6 +170,8 @@ def _install_handlers(app: FastAPI) -> None:
         started = time.perf_counter()
         request.app.state.iotile.requests.add()
         response: Response = await call_next(request)
+        if response.status_code >= 400:
+            request.app.state.iotile.errors.add()
         log.info(
             "%s %s %s %.1fms",
             request.method,

@@ -12,11 +12,20 @@ from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+
+from iotile_cloud.server.http import APIError
+
+try:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+except ModuleNotFoundError:  # [server] runs without pyarrow: only this path needs it, and says so
+    raise APIError(
+        406,
+        {"detail": "The Arrow format needs pyarrow on the server: pip install 'iotile-cloud[arrow]'. Use format=csv."},
+    ) from None
 
 from iotile_cloud.server import db, model
 from iotile_cloud.server.context import Principal, state

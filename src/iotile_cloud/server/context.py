@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -13,9 +14,9 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
-from iotile_cloud.server.counters import REQUESTS, SharedCounter
+from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
-from iotile_cloud.server.security import JwtCodec, TokenError
+from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest
 
 ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
 ADMIN_ROLES = frozenset({"a0", "a1"})
@@ -83,18 +84,34 @@ class AppState:
     jwt: JwtCodec
     data_dir: Path
     stage: str = "local"
+    # Test fixtures only (``create_app(fixed_tokens=True)``): fixed credentials such as the original
+    # mock cloud's ``JWT_USER``, each standing for one account (token -> email). ``None``: refused.
+    fixed_tokens: dict[str, str] | None = None
     # Shared by every worker through the database (see counters.py), not held in this process.
     requests: SharedCounter = field(init=False)
+    errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
 
     def __post_init__(self) -> None:
         self.requests = SharedCounter(self.engine, REQUESTS)
+        self.errors = SharedCounter(self.engine, ERRORS)
 
     def close(self) -> None:
         """At shutdown: write this worker's pending counts, then close the connection pool."""
         try:
             self.requests.close()
+            self.errors.close()
         finally:
             self.engine.dispose()
+
+    def fixed_token_for(self, email: str) -> str | None:
+        """The fixed token that stands for this account, if any."""
+        for token, owner in (self.fixed_tokens or {}).items():
+            if owner == email.lower():
+                return token
+        return None
+
+    # Logins wait here, as coroutines, for a KDF slot: a flood queues cheaply instead of holding threads.
+    kdf_queue: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(KDF_CONCURRENCY))
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -215,7 +232,10 @@ def _authenticate(request: Request) -> Principal:
         raise APIError(401, {"detail": "Invalid Authorization header. No credentials provided."}, unauthorized)
     device_scope = None
     with app.read() as conn:
-        if scheme in ("jwt", "bearer", "a-jwt"):
+        fixed_owner = (app.fixed_tokens or {}).get(credential) if scheme == "jwt" else None
+        if fixed_owner is not None:
+            user = conn.execute(sa.select(db.users).where(db.users.c.email == fixed_owner)).first()
+        elif scheme in ("jwt", "bearer", "a-jwt"):
             try:
                 payload = app.jwt.decode(credential)
             except TokenError as error:
@@ -226,7 +246,8 @@ def _authenticate(request: Request) -> Principal:
                 device_scope = int(payload["device"])
             user = conn.execute(sa.select(db.users).where(db.users.c.id == payload.get("user_id"))).first()
         elif scheme == "token":
-            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == credential)).first()
+            digest = token_digest(credential)
+            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == digest)).first()
             if user is None:
                 raise APIError(401, {"detail": "Invalid token."}, unauthorized)
         else:

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from iotile_cloud.server import db
 
 REQUESTS = "requests"
+ERRORS = "errors"
 
 
 def _add(conn: Any, name: str, amount: int) -> None:

@@ -150,6 +150,9 @@ streams = sa.Table(
     sa.Column("division_factor", sa.Integer, nullable=True),
     sa.Column("offset", sa.Float, nullable=True),
     sa.Column("enabled", sa.Boolean, nullable=False, server_default=sa.true()),
+    # A row made only to key data loaded for a stream that has no stream record (mock fixtures): it
+    # holds data and counts in /device/<slug>/extra/, but /stream/ does not list it.
+    sa.Column("implicit", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_on", Micros, nullable=False),
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )
@@ -175,7 +178,7 @@ events = sa.Table(
     metadata,
     sa.Column("id", BigId, primary_key=True),
     sa.Column("stream_pk", sa.Integer, sa.ForeignKey("streams.pk", ondelete="CASCADE"), nullable=False),
-    sa.Column("ts", Micros, nullable=False),
+    sa.Column("ts", Micros, nullable=True),  # null where a loaded fixture event has none
     sa.Column("device_timestamp", sa.BigInteger, nullable=True),
     sa.Column("streamer_local_id", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("dirty_ts", sa.Boolean, nullable=False, server_default=sa.false()),
@@ -250,6 +253,114 @@ streamer_reports = sa.Table(
     sa.Column("device_sent_timestamp", sa.BigInteger, nullable=True),
     sa.Column("incremental_id", sa.BigInteger, nullable=True),
     sa.Column("time_epsilon", sa.Float, nullable=False, server_default="0"),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+)
+
+# Failed password logins per key ("account:<login>" or "client:<address>") in a fixed window, shared by
+# every server process through the database (see server/throttle.py).
+login_failures = sa.Table(
+    "login_failures",
+    metadata,
+    sa.Column("key", sa.String(300), primary_key=True),
+    sa.Column("window_start", Micros, nullable=False),
+    sa.Column("failures", sa.Integer, nullable=False),
+)
+
+
+# -- registries the mock cloud fixtures grow, OTA, data blocks, generated reports ------------------
+
+catalog_entries = sa.Table(
+    "catalog_entries",
+    metadata,
+    # Sensor graphs (kind "sg") and device templates ("dt") registered beside the built-in catalog;
+    # a row with a built-in slug replaces that entry.
+    sa.Column("kind", sa.String(2), primary_key=True),
+    sa.Column("slug", sa.String(100), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
+)
+
+ota_scripts = sa.Table(
+    "ota_scripts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(50), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("url", sa.String(255), nullable=False, server_default=""),
+    sa.Column("key", sa.String(255), nullable=False, server_default=""),
+    sa.Column("major_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("minor_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("patch_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("released", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("created_on", Micros, nullable=False),
+)
+
+ota_deployments = sa.Table(
+    "ota_deployments",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("script_id", sa.Integer, sa.ForeignKey("ota_scripts.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("fleet_id", sa.Integer, sa.ForeignKey("fleets.id", ondelete="CASCADE"), nullable=True),
+    # Set only by the test helpers, which (as the original fake) make one request per device.
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("selection_criteria", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("released_on", Micros, nullable=True),
+    sa.Column("completed_on", Micros, nullable=True),
+    sa.Column("created_on", Micros, nullable=False),
+)
+
+ota_actions = sa.Table(
+    "ota_actions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("deployment_id", sa.Integer, sa.ForeignKey("ota_deployments.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("last_attempt_on", Micros, nullable=True),
+    sa.Column("attempt_successful", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("device_confirmation", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("log", sa.Text, nullable=True),
+)
+
+device_versions = sa.Table(
+    "device_versions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("device_id", sa.BigInteger, sa.ForeignKey("devices.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("type", sa.String(3), nullable=False),
+    sa.Column("tag", sa.Integer, nullable=False),
+    sa.Column("major_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("minor_version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("streamer_local_id", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_ts", Micros, nullable=True),
+    sa.Column("created_on", Micros, nullable=False),
+)
+
+datablocks = sa.Table(
+    "datablocks",
+    metadata,
+    sa.Column("slug", sa.String(32), primary_key=True),
+    sa.Column("id", sa.BigInteger, nullable=False),
+    sa.Column("device_id", sa.BigInteger, nullable=False, index=True),
+    sa.Column("block", sa.Integer, nullable=False),
+    sa.Column("title", sa.String(100), nullable=False, server_default=""),
+    sa.Column("description", sa.Text, nullable=False, server_default=""),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=True),
+    sa.Column("sg", sa.String(100), nullable=True),
+    sa.Column("created_on", Micros, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+)
+
+generated_reports = sa.Table(
+    "generated_reports",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("label", sa.String(120), nullable=False),
+    sa.Column("org_id", sa.String(36), sa.ForeignKey("orgs.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("source_ref", sa.String(50), nullable=False, server_default=""),
+    sa.Column("status", sa.String(3), nullable=False, server_default="GS"),
+    sa.Column("key", sa.String(255), nullable=True),
     sa.Column("created_on", Micros, nullable=False),
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )

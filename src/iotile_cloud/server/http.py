@@ -34,6 +34,44 @@ class APIError(Exception):
 
 
 REQUIRED = "This field is required."
+NOT_NULL = "This field may not be null."
+INT64_MIN = -(1 << 63)
+INT64_MAX = (1 << 63) - 1
+
+
+def int64_or_none(text: str) -> int | None:
+    """The integer in ``text`` if it fits a 64-bit signed column (every id and counter we store), else None."""
+    text = text.strip()
+    if not text or len(text) > 20:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        return None
+    return value if INT64_MIN <= value <= INT64_MAX else None
+
+
+def database_id(raw: str, malformed: APIError | None = None) -> int:
+    """A row id from the path: ``malformed`` (default 404) when not an integer; 404 when out of range."""
+    try:
+        int(raw.strip()[:30])
+    except ValueError:
+        raise (malformed or not_found()) from None
+    value = int64_or_none(raw)
+    if value is None:
+        raise not_found()
+    return value
+
+
+def query_int64(request: Request, name: str) -> int | None:
+    """An integer query argument (None when absent); 400 naming it when not a 64-bit integer."""
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    value = int64_or_none(raw)
+    if value is None:
+        raise APIError(400, {"detail": f"{name} must be an integer between {INT64_MIN} and {INT64_MAX}"})
+    return value
 
 
 def not_found() -> APIError:
@@ -250,7 +288,11 @@ class Fields:
             return default
         return str(value)
 
-    def check(self) -> None:
+    def check(self, table: Any = None, values: dict[str, Any] | None = None) -> None:
+        """Raise the collected errors; with ``table``, a null in ``values`` for a NOT NULL column is one too."""
+        for name, value in (values or {}).items():
+            if value is None and name in table.c and not table.c[name].nullable and name not in self.errors:
+                self.error(name, NOT_NULL)
         if self.errors:
             raise APIError(400, self.errors)
 
@@ -297,10 +339,21 @@ def project_slug_or_none(value: str) -> IOTileProjectSlug | None:
 
 
 def device_slug_or_none(value: str) -> IOTileDeviceSlug | None:
+    """A device slug whose id can be stored (64-bit signed), else None."""
     try:
-        return IOTileDeviceSlug(value) if value.lower().startswith("d--") else None
+        slug = IOTileDeviceSlug(value) if value.lower().startswith("d--") else None
     except ValueError:
         return None
+    return slug if slug is not None and slug.get_id() <= INT64_MAX else None
+
+
+def device_id_or_none(value: str) -> int | None:
+    """The id of a device slug (any accepted short form), None when malformed or beyond 64 bits."""
+    try:
+        device_id = IOTileDeviceSlug(value).get_id()
+    except ValueError:
+        return None
+    return device_id if device_id <= INT64_MAX else None
 
 
 # -- query parameters ---------------------------------------------------------------------------
@@ -320,6 +373,23 @@ def query_datetime(request: Request, name: str) -> int | None:
     from iotile_cloud.server.db import to_us
 
     return to_us(stamp)
+
+
+MAX_QUERY_TEXT = 255
+
+
+def query_text(request: Request, name: str, max_length: int = MAX_QUERY_TEXT) -> str | None:
+    """A free-text query argument; 400 past ``max_length`` (no name or slug we store is longer)."""
+    raw = request.query_params.get(name)
+    if raw is not None and len(raw) > max_length:
+        raise APIError(400, {"detail": f"{name} must be at most {max_length} characters"})
+    return raw
+
+
+def contains_text(column: Any, text: str) -> Any:
+    """Case-insensitive substring match with ``%`` and ``_`` taken literally (no wildcard backtracking)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
 
 
 # -- pagination ---------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.reports import DictionaryReport, SignedListReport, to_utc
 from iotile_cloud.server import db, model
+from iotile_cloud.server.security import private_dir
 
 REBOOT_STREAM = 0x5C00
 COMPLETE_MARKER, CHOPPED_MARKER = 0x5A05, 0x5A06
@@ -183,8 +184,7 @@ def ingest_report(
     if events:
         from iotile_cloud.server.routes.data import insert_event
 
-        folder = data_dir / "events"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = private_dir(data_dir / "events")
         for event in events:
             row, _conv = stream_row(event.stream)
             when = event.timestamp or to_utc(event.raw_timestamp, sent, received)

@@ -24,8 +24,6 @@ MAX_INFLATED_BYTES = 16 * MB
 MAX_JSON_DEPTH = 128
 # A body that stops arriving for this long is abandoned (slow clients hold no worker for ever).
 BODY_IDLE_TIMEOUT = 30.0
-INT64_MIN = -(1 << 63)
-INT64_MAX = (1 << 63) - 1
 
 
 @dataclass(frozen=True)
@@ -175,21 +173,6 @@ def check_depth(value: Any, limit: int = MAX_JSON_DEPTH) -> None:
         if depth > limit:
             raise APIError(400, {"detail": f"JSON parse error - nested deeper than {limit} levels"})
         stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-
-
-# -- ids and numbers ------------------------------------------------------------------------------
-
-
-def int64_or_none(text: str) -> int | None:
-    """The integer in ``text`` if it fits a 64-bit signed column, else None."""
-    text = text.strip()
-    if not text or len(text) > 20:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        return None
-    return value if INT64_MIN <= value <= INT64_MAX else None
 
 
 # -- gzip -----------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from iotile_cloud.server import db
 from iotile_cloud.server.app import DATABASE_FILE, create_app
 from iotile_cloud.server.limits import BodyLimits
-from iotile_cloud.server.security import load_or_create_secret
+from iotile_cloud.server.security import load_or_create_secret, write_private
 
 __all__ = ["serve", "prepare", "Supervisor", "LiveServer", "ServerProcess", "self_signed_cert"]
 
@@ -61,6 +61,7 @@ class GuardedH11Protocol(H11Protocol):
     def _watch_head(self) -> None:
         waiting = self.conn.their_state is h11.IDLE
         if waiting and self._head_deadline is None:
+            # read at call time, so tests (and embedders) may shorten it
             self._head_deadline = self.loop.call_later(HEAD_TIMEOUT, self._drop)
         elif not waiting and self._head_deadline is not None:
             self._head_deadline.cancel()
@@ -251,8 +252,9 @@ def self_signed_cert(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path]
     )
     folder.mkdir(parents=True, exist_ok=True)
     key_path, cert_path = folder / "key.pem", folder / "cert.pem"
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    write_private(
+        key_path,
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return key_path, cert_path
@@ -266,10 +268,16 @@ class LiveServer:
     """
 
     def __init__(
-        self, data_dir: Path, database_url: str | None = None, *, ssl: bool = False, log_level: str = "warning"
+        self,
+        data_dir: Path,
+        database_url: str | None = None,
+        *,
+        ssl: bool = False,
+        log_level: str = "warning",
+        fixed_tokens: bool = False,
     ) -> None:
         self.data_dir = Path(data_dir)
-        self.app = create_app(database_url, self.data_dir)
+        self.app = create_app(database_url, self.data_dir, fixed_tokens=fixed_tokens)
         self._sock = listening_socket("127.0.0.1", 0)
         self.port = self._sock.getsockname()[1]
         options: dict[str, Any] = {}

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import os
 import secrets
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -19,10 +22,14 @@ JWT_REFRESH_WINDOW = 180 * 24 * 3600
 DEVICE_TOKEN_LIFETIME = 30 * 24 * 3600
 
 _hasher = PasswordHasher()
+# argon2 is memory-hard (64 MiB a hash): at most this many run at once in a process, whatever the load.
+KDF_CONCURRENCY = 2
+_kdf_slots = threading.BoundedSemaphore(KDF_CONCURRENCY)
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    with _kdf_slots:
+        return _hasher.hash(password)
 
 
 _DUMMY_HASH = _hasher.hash("not a password")
@@ -31,13 +38,60 @@ _DUMMY_HASH = _hasher.hash("not a password")
 def check_password(stored: str | None, password: str) -> bool:
     """Constant work whether or not the account exists (``stored`` None), so timing tells nothing."""
     try:
-        return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
+        with _kdf_slots:
+            return _hasher.verify(stored or _DUMMY_HASH, password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
 def new_api_token() -> str:
-    return secrets.token_hex(20)
+    """A placeholder nobody knows, until ``api_token_for`` shows the user's real token."""
+    return token_digest(secrets.token_hex(20))
+
+
+def api_token_for(secret: str, user_id: int) -> str:
+    """A user's DRF-style API token: derived from the server secret, so it can be shown again while the
+    database keeps only its digest (a copy of the database holds no usable credential)."""
+    return hmac.new(secret.encode(), f"api-token:{user_id}".encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def private_dir(path: Path) -> Path:
+    """Create (or tighten) a directory only its owner may enter: the data directory and those in it."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write a file readable by its owner only (0600), whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as fp:
+        os.fchmod(fp.fileno(), 0o600)
+        fp.write(data)
+
+
+def private_sqlite(url: str) -> None:
+    """Make a SQLite database file owner-only before SQLite opens it.
+
+    SQLite gives its -wal, -shm and -journal files the mode of the database file, so a 0600
+    database keeps them 0600 too; files left by an older version are tightened here.
+    """
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return
+    path = Path(parsed.database)
+    if not path.parent.exists():
+        private_dir(path.parent)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(f"{path}{suffix}", 0o600)
 
 
 def load_or_create_secret(data_dir: Path) -> str:
@@ -49,10 +103,11 @@ def load_or_create_secret(data_dir: Path) -> str:
     """
     path = data_dir / "jwt-secret"
     try:
+        os.chmod(path, 0o600)
         return _read_secret(path)
     except FileNotFoundError:
         pass
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     fd, temporary = tempfile.mkstemp(dir=data_dir, prefix=".jwt-secret-")  # mode 0600
     try:
         with os.fdopen(fd, "w") as fp:

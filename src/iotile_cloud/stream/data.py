@@ -1,21 +1,44 @@
 """``StreamData``, ``RawData`` and ``StreamRawData``: every page of stream data as a list of dicts.
 
-Compatible with 0.9.14 (``initialize_from_server(**params)`` then ``.data``), but the first page's
-``count`` is used to fetch the remaining pages concurrently, in order, at the largest page size the
-server allows; a page without ``results`` is an error, never an endless loop.
+Compatible with 0.9.14: ``initialize_from_server(**params)`` reads page after page while the server
+says there is a ``next`` one (never computing a page count from ``count``) and fills ``.data``;
+subclasses may override ``_fetch_data(**params)``. A page without ``results`` is an error, never an
+endless loop. Every request goes through the ``Api`` (its ``requests.Session``, retries, refresh).
+
+``StreamData`` picks the cheaper path for the selection's size: a selection that fits in one JSON
+page is one request; a bigger one comes as one Arrow stream from this project's server (pyarrow,
+no pandas) and is turned into the very same items, or, on any failure of that request (an older
+server, a transport error, an unexpected body, no pyarrow), is read as JSON pages.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import logging
-import math
+import sys
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from iotile_cloud.api.exceptions import RestBaseException
+import dateutil.parser
 
-__all__ = ["BaseData", "StreamData", "RawData", "StreamRawData", "UnexpectedPageError"]
+from iotile_cloud.api.connection import Api
+from iotile_cloud.errors import RestBaseException
+
+# With the names 0.9.14 exposed (it had no __all__, so ``import *`` brought them all).
+__all__ = [
+    "BaseData",
+    "StreamData",
+    "RawData",
+    "StreamRawData",
+    "UnexpectedPageError",
+    "Api",
+    "dateutil",
+    "json",
+    "logger",
+    "logging",
+    "sys",
+]
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
@@ -26,116 +49,145 @@ class UnexpectedPageError(RestBaseException):
 
 
 class BaseData:
-    """Subclasses set ``_path`` (relative to ``/api/v1/``) and ``max_page_size``."""
+    """Subclasses implement ``_fetch_data(**params)`` (one page) and may set ``max_page_size``."""
 
+    data: list[dict[str, Any]] = []
+    _api: Any = None
     max_page_size = 10000
-    concurrency = 4
 
     def __init__(self, api: Any) -> None:
         self._api = api
-        self.data: list[dict[str, Any]] = []
+        self.data = []
 
-    @property
-    def _path(self) -> str:
-        raise NotImplementedError
+    def _get_args_dict(self, page: int, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        parts = dict(kwargs)
+        parts["page"] = page
+        return parts
 
-    def _fetch_data(self, **params: Any) -> dict[str, Any]:
-        page: Any = self._api.client.get(self._path, **params)
-        if not isinstance(page, dict) or not isinstance(page.get("results"), list):
-            raise UnexpectedPageError(f"Expected a page with 'results' from {self._path}, got {str(page)[:200]}")
-        return page
+    def _date_format(self, timestamp: str) -> Any:
+        """A timestamp as a datetime (ValueError with the reason; 0.9.14 called ``sys.exit``)."""
+        try:
+            return dateutil.parser.parse(timestamp)
+        except (ValueError, OverflowError, TypeError) as error:
+            raise ValueError(f"Unable to parse timestamp {timestamp!r}: {error}") from None
 
-    def initialize_from_server(self, progress: ProgressCallback | None = None, **params: Any) -> None:
-        """Fetch every page for ``params`` (``lastn``, ``start``, ``end``, ``filter``, ...) into ``.data``."""
-        params = {k: v for k, v in params.items() if v is not None}
-        params.pop("page", None)
-        size = int(params.setdefault("page_size", self.max_page_size))
-        first = self._fetch_data(**params)
-        pages: list[list[dict[str, Any]]] = [first["results"]]
-        count = int(first.get("count") or len(first["results"]))
-        total_pages = max(1, math.ceil(count / size)) if size else 1
-        done = len(first["results"])
-        if progress:
-            progress(done, count)
-        if total_pages > 1 and first.get("next"):
+    def _fetch_data(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        logger.error("Fetch Data not implemented")
+        return {}
 
-            def fetch(number: int) -> list[dict[str, Any]]:
-                return self._fetch_data(**params, page=number)["results"]
+    def _after_first_page(
+        self, first: dict[str, Any], params: dict[str, Any], progress: ProgressCallback | None
+    ) -> list[dict[str, Any]] | None:
+        """Every item by another path once the first page showed the selection's size (None: keep paging)."""
+        return None
 
-            with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                for results in pool.map(fetch, range(2, total_pages + 1)):
-                    pages.append(results)
-                    done += len(results)
-                    if progress:
-                        progress(done, count)
-            # Data that arrived while we read shows up as extra pages: follow them too.
-            number = total_pages + 1
-            while len(pages[-1]) == size:
-                try:
-                    extra = self._fetch_data(**params, page=number)
-                except RestBaseException as error:
-                    if getattr(error, "status_code", None) == 404:
-                        break
-                    raise
-                pages.append(extra["results"])
-                number += 1
-        self.data = [item for page in pages for item in page]
+    def initialize_from_server(self, *args: Any, progress: ProgressCallback | None = None, **kwargs: Any) -> None:
+        """Fetch every page for ``kwargs`` (``lastn``, ``start``, ``end``, ``filter``, ...) into ``.data``."""
+        params = {k: v for k, v in kwargs.items() if v is not None and k != "page"}
+        params.setdefault("page_size", self.max_page_size)
+        self.data = []
+        page = 1
+        while page:
+            raw = self._fetch_data(**self._get_args_dict(page, *args, **params))
+            results = raw.get("results") if isinstance(raw, dict) else None
+            if not isinstance(results, list):
+                raise UnexpectedPageError(f"Expected a page with 'results', got {str(raw)[:200]}")
+            if page == 1 and raw.get("next"):
+                items = self._after_first_page(raw, params, progress)
+                if items is not None:
+                    self.data = items
+                    return
+            self.data.extend(results)
+            if progress:
+                progress(len(self.data), max(int(raw.get("count") or 0), len(self.data)))
+            page = page + 1 if raw.get("next") else 0
+        logger.debug("Downloaded a total of %d records", len(self.data))
 
 
 class StreamData(BaseData):
     """A stream's data with output values: the items of ``GET /stream/<slug>/data/``.
 
-    When the server offers the columnar path (``docs/columnar.md``) and pyarrow is installed, the
-    points come in one Arrow stream and the very same items are rebuilt here, several times faster
-    than paging through JSON; otherwise (or with ``columnar = False``) the JSON pages are read.
+    A selection bigger than ``columnar_min_points`` comes as one Arrow stream (when the server offers
+    it and pyarrow is installed): the same items, several times faster than JSON pages. Set
+    ``columnar = False`` to always read JSON pages.
     """
 
     max_page_size = 20000
     columnar = True
+    columnar_min_points = 20000
+    _stream_id: str | None = None
     _COLUMNAR_PARAMS = frozenset({"lastn", "start", "end", "streamer_id_min", "streamer_id_max", "page_size"})
 
     def __init__(self, stream_id: Any, api: Any) -> None:
         super().__init__(api)
-        self.stream_id = str(stream_id)
+        self._stream_id = str(stream_id)
 
     @property
-    def _path(self) -> str:
-        return f"stream/{self.stream_id}/data/"
+    def stream_id(self) -> str:
+        return str(self._stream_id)
 
-    def initialize_from_server(self, progress: ProgressCallback | None = None, **params: Any) -> None:
-        if self.columnar and set(params) <= self._COLUMNAR_PARAMS:
-            items = self._from_columnar({k: v for k, v in params.items() if k != "page_size"}, progress)
+    def _fetch_data(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        page: dict[str, Any] = self._api.stream(self._stream_id).data.get(**kwargs)
+        return page
+
+    def _columnar_possible(self, params: dict[str, Any]) -> bool:
+        return (
+            self.columnar
+            and set(params) <= self._COLUMNAR_PARAMS
+            and hasattr(self._api, "client")
+            and importlib.util.find_spec("pyarrow") is not None
+        )
+
+    def initialize_from_server(self, *args: Any, progress: ProgressCallback | None = None, **kwargs: Any) -> None:
+        lastn = kwargs.get("lastn")
+        small = lastn is not None and int(lastn) <= self.columnar_min_points
+        if self.columnar_min_points <= 0 and not small and self._columnar_possible(kwargs):
+            items = self._from_columnar(kwargs, progress)
             if items is not None:
                 self.data = items
                 return
-        super().initialize_from_server(progress=progress, **params)
+        super().initialize_from_server(*args, progress=progress, **kwargs)
+
+    def _after_first_page(
+        self, first: dict[str, Any], params: dict[str, Any], progress: ProgressCallback | None
+    ) -> list[dict[str, Any]] | None:
+        if int(first.get("count") or 0) < self.columnar_min_points or not self._columnar_possible(params):
+            return None
+        return self._from_columnar(params, progress)
 
     def _from_columnar(self, params: dict[str, Any], progress: ProgressCallback | None) -> list[dict[str, Any]] | None:
+        """The items rebuilt from the Arrow stream, or None on any failure (then JSON pages)."""
+        query = {k: v for k, v in params.items() if k != "page_size" and v is not None}
         try:
-            from iotile_cloud.stream.frames import fetch_columnar
-        except ImportError:  # no pyarrow: JSON pages
+            return self._columnar_items(query, progress)
+        except Exception as error:  # an optimisation only: whatever went wrong, the JSON pages answer
+            logger.debug("Columnar read of %s failed, reading JSON pages: %r", self._stream_id, error)
             return None
-        client = self._api.client
-        table = fetch_columnar(client, {"filter": self.stream_id, **params}, progress)
-        if table is None or "type" not in table.column_names:
-            return None
+
+    def _columnar_items(self, params: dict[str, Any], progress: ProgressCallback | None) -> list[dict[str, Any]] | None:
         import numpy as np
 
+        from iotile_cloud.stream.frames import fetch_columnar
         from iotile_cloud.utils.basic import iso_from_micros
         from iotile_cloud.utils.mdo import display_values
 
-        variable = client.get(f"stream/{self.stream_id}/").get("variable")
+        client = self._api.client
+        table = fetch_columnar(client, {"filter": self._stream_id, **params}, progress)
+        if table is None or "type" not in table.column_names:
+            return None
+        variable = client.get(f"stream/{self._stream_id}/").get("variable")
         places = int(client.get(f"variable/{variable}/").get("decimal_places", 2)) if variable else 2
 
         def values_of(name: str) -> list[Any]:
             column = table.column(name)
-            # numpy's tolist is several times faster than Arrow's when there are no nulls.
-            return list(column.to_numpy().tolist()) if column.null_count == 0 else list(column.to_pylist())
+            if column.null_count:
+                return list(column.to_pylist())
+            return _numbers(column).tolist()  # numpy's tolist is several times faster than Arrow's
 
-        stamps = iso_from_micros(table.column("timestamp").cast("int64").to_numpy())
+        stamps = iso_from_micros(_numbers(table.column("timestamp")))
         kind = table.column("type").combine_chunks()
         # A dictionary column: look the codes up in numpy (Arrow's to_pylist is ~50x slower here).
-        kinds = np.array(kind.dictionary.to_pylist(), dtype=object)[kind.indices.to_numpy()].tolist()
+        kinds = np.array(kind.dictionary.to_pylist(), dtype=object)[_numbers(kind.indices)].tolist()
         int_values, values, outputs = values_of("int_value"), values_of("value"), values_of("output_value")
         local_ids = values_of("streamer_local_id")
         shown = display_values(outputs, values, places)
@@ -155,12 +207,38 @@ class StreamData(BaseData):
         ]
 
 
+def _numbers(column: Any) -> Any:
+    """A fixed-width Arrow column without nulls as one numpy array, read from its buffers.
+
+    ``to_numpy()`` would do the same but imports pandas (pyarrow's pandas shim), which the
+    compatible StreamData must not pay for.
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        dtype = np.dtype("i8")
+    elif pa.types.is_floating(kind) or pa.types.is_integer(kind):
+        letter = "f" if pa.types.is_floating(kind) else ("i" if pa.types.is_signed_integer(kind) else "u")
+        dtype = np.dtype(f"{letter}{kind.bit_width // 8}")
+    else:
+        raise TypeError(f"Not a fixed-width numeric column: {kind}")
+    chunks = column.chunks if isinstance(column, pa.ChunkedArray) else [column]
+    parts = [
+        np.frombuffer(chunk.buffers()[1], dtype=dtype, count=len(chunk), offset=chunk.offset * dtype.itemsize)
+        for chunk in chunks
+        if len(chunk)
+    ]
+    return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+
 class RawData(BaseData):
     """Data points of any filter: ``GET /data/?filter=<s--|d--|v-- slug>``."""
 
-    @property
-    def _path(self) -> str:
-        return "data/"
+    def _fetch_data(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        page: dict[str, Any] = self._api.data.get(**kwargs)
+        return page
 
 
 class StreamRawData(RawData):
@@ -173,6 +251,6 @@ class StreamRawData(RawData):
         super().__init__(api)
         self.stream_id = str(stream_id)
 
-    def initialize_from_server(self, progress: ProgressCallback | None = None, **params: Any) -> None:
-        params.setdefault("filter", self.stream_id)
-        super().initialize_from_server(progress=progress, **params)
+    def initialize_from_server(self, *args: Any, progress: ProgressCallback | None = None, **kwargs: Any) -> None:
+        kwargs.setdefault("filter", self.stream_id)
+        super().initialize_from_server(*args, progress=progress, **kwargs)

@@ -6,7 +6,9 @@ Fixtures:
   (hand it to ``Api(domain)`` or ``Client(domain)``); ``iotile_cloud`` gives the ``CloudHelper``.
 - ``mock_cloud`` / ``mock_cloud_nossl`` (module scope, HTTPS with a self-signed certificate / HTTP)
   and ``mock_cloud_private`` / ``mock_cloud_private_nossl`` (emptied around each test): the names of
-  the original client's fixtures, each yielding ``(domain, cloud)``.
+  the original client's fixtures, each yielding ``(domain, cloud)``. As the original fake, these
+  servers accept the fixed token ``JWT_USER`` (for the first helper-made user, who also receives it
+  at login); ``iotile_cloud`` and ``iotile-cloud serve`` do not.
 
 The database is SQLite in a temporary folder, or the PostgreSQL database named by
 ``IOTILE_CLOUD_TEST_DATABASE_URL`` (emptied before use).
@@ -24,10 +26,12 @@ from iotile_cloud.testing.cloud import CloudHelper
 DATABASE_ENV = "IOTILE_CLOUD_TEST_DATABASE_URL"
 
 
-def _start(factory: pytest.TempPathFactory, ssl: bool) -> CloudHelper:
+def _start(factory: pytest.TempPathFactory, ssl: bool, fixed_tokens: bool = False) -> CloudHelper:
     from iotile_cloud.server.run import LiveServer
 
-    server = LiveServer(factory.mktemp("iotile-cloud"), os.environ.get(DATABASE_ENV) or None, ssl=ssl).start()
+    server = LiveServer(
+        factory.mktemp("iotile-cloud"), os.environ.get(DATABASE_ENV) or None, ssl=ssl, fixed_tokens=fixed_tokens
+    ).start()
     cloud = CloudHelper(server)
     cloud.reset()
     return cloud
@@ -55,7 +59,7 @@ def iotile_cloud_url(iotile_cloud: CloudHelper) -> str:
 @pytest.fixture(scope="module")
 def mock_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CloudHelper]]:
     """A local IOTile Cloud over HTTPS (self-signed: use ``Api(domain, verify=False)``)."""
-    cloud = _start(tmp_path_factory, ssl=True)
+    cloud = _start(tmp_path_factory, ssl=True, fixed_tokens=True)
     yield cloud.url, cloud
     cloud.server.stop()
 
@@ -63,7 +67,7 @@ def mock_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 @pytest.fixture(scope="module")
 def mock_cloud_nossl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, CloudHelper]]:
     """A local IOTile Cloud over plain HTTP."""
-    cloud = _start(tmp_path_factory, ssl=False)
+    cloud = _start(tmp_path_factory, ssl=False, fixed_tokens=True)
     yield cloud.url, cloud
     cloud.server.stop()
 

@@ -10,6 +10,7 @@ Every constructor raises :class:`ValueError` with a readable message for malform
 from __future__ import annotations
 
 import re
+from builtins import int  # noqa: UP029 - a name 0.9.14 exposed from this module
 from typing import Any, TypeGuard, Union
 
 __all__ = [

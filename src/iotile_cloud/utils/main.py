@@ -10,7 +10,8 @@ from collections.abc import Sequence
 
 from iotile_cloud.api.connection import DOMAIN_NAME, Api
 
-__all__ = ["BaseMain"]
+# With the names 0.9.14 exposed (it had no __all__).
+__all__ = ["BaseMain", "Api", "argparse", "getpass", "logger", "logging", "sys"]
 
 logger = logging.getLogger(__name__)
 LOG_FORMAT = "[%(asctime)-15s] %(levelname)-6s %(message)s"
@@ -27,7 +28,7 @@ class BaseMain:
     parser: argparse.ArgumentParser
     args: argparse.Namespace
     api: Api
-    domain: str
+    domain: str = DOMAIN_NAME  # a subclass may set its server here (0.9.14's default for get_domain)
 
     def __init__(self, argv: Sequence[str] | None = None) -> None:
         self.parser = argparse.ArgumentParser(description=self.__doc__)
@@ -47,14 +48,22 @@ class BaseMain:
         )
         self.add_extra_args()
         self.args = self.parser.parse_args(argv)
-        logging.basicConfig(level=getattr(logging, self.args.log_level), format=LOG_FORMAT, datefmt=DATE_FORMAT)
+        self.config_logging()
         self._used_password = False
+
+    def _critical_exit(self, msg: str) -> None:
+        logger.error(msg)
+        sys.exit(1)
+
+    def config_logging(self) -> None:
+        """Override to configure logging differently."""
+        logging.basicConfig(level=getattr(logging, self.args.log_level), format=LOG_FORMAT, datefmt=DATE_FORMAT)
 
     def add_extra_args(self) -> None:
         """Add your own arguments to ``self.parser``."""
 
     def get_domain(self) -> str:
-        return str(self.args.domain or DOMAIN_NAME)
+        return str(self.args.domain or self.domain)
 
     def before_login(self) -> None:
         pass
@@ -64,8 +73,7 @@ class BaseMain:
             self.api.set_token(self.args.token)
             return True
         if not self.args.email:
-            logger.error("User email is required: --user (or pass --token)")
-            sys.exit(1)
+            self._critical_exit("User email is required: --user (or pass --token)")
         password = getpass.getpass()
         self._used_password = True
         return self.api.login(email=self.args.email, password=password)

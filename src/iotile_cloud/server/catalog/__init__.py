@@ -152,6 +152,12 @@ SENSOR_GRAPHS: dict[str, dict[str, Any]] = {
 
 DEVICE_TEMPLATES: dict[str, dict[str, Any]] = {
     "internaltestingtemplate-v1-0-0": {"external_sku": "Internal Testing", "family": "Testing"},
+    # The original mock cloud's default template.
+    "internaltestingtemplate-v0-1-0": {
+        "external_sku": "Internal Testing",
+        "family": "Testing",
+        "version": (0, 1, 0),
+    },
     "1d1p2bt101es-v2-0-0": {"external_sku": "IOTile Water Meter Pod", "family": "POD-1"},
     "environmental-pod-v1-0-0": {"external_sku": "IOTile Environmental Pod", "family": "POD-1M"},
 }

@@ -25,7 +25,7 @@ from iotile_cloud.server import catalog, db, serialize
 from iotile_cloud.server.console import session as sessions
 from iotile_cloud.server.context import ROLE_NAMES, Principal, state
 from iotile_cloud.server.http import APIError, Pager
-from iotile_cloud.server.routes import auth, devices, orgs, reports
+from iotile_cloud.server.routes import auth, devices, notes, orgs, reports
 from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.server.security import check_password
 from iotile_cloud.utils.gid import int2did, int2pid
@@ -343,7 +343,7 @@ def _project_page(request: Request, who: Viewer, project_id: str, form_error: st
         if q:
             query = query.where(sa.or_(db.devices.c.label.ilike(_like(q), escape="\\"), *_device_id_match(q)))
         rows, pages = paged(conn, request, query, [db.devices.c.id])
-        can_register = who.principal.is_staff and who.principal.can_admin(conn, org.id)
+        can_register = _registrar(who).can_register_devices and who.principal.can_admin(conn, org.id)
     return render(
         request,
         "project.html",
@@ -362,6 +362,11 @@ def _project_page(request: Request, who: Viewer, project_id: str, form_error: st
     )
 
 
+def _registrar(who: Viewer) -> Principal:
+    """The signed-in user acting with the staff flag (the console's forms have no ``?staff=1``)."""
+    return Principal(user=who.user, staff_arg=True)
+
+
 def _device_id_match(q: str) -> list[Any]:
     """A search for ``d--...``, ``0x1a`` or a bare hex id also finds the device with that id."""
     text = q.lower().removeprefix("d--").removeprefix("0x").replace("-", "")
@@ -378,15 +383,18 @@ def project_page(project_id: str, request: Request) -> Response:
 
 @router.post("/projects/{project_id}/devices")
 async def device_new(project_id: str, request: Request) -> Response:
-    """Register a device: the API's staff device creation, then its claim into this project."""
+    """Register a device: the API's device creation (staff or the server's owner), then its claim
+    into this project."""
     who = viewer(request)
     form = await checked_form(request, who)
     with state(request).read() as conn:
         project = orgs.visible_project(conn, who.principal, project_id)
-        if not (who.principal.is_staff and who.principal.can_admin(conn, project.org_id)):
-            raise APIError(403, {"detail": "Only staff administrators of this organisation register devices."})
+        staff = _registrar(who)
+        if not (staff.can_register_devices and who.principal.can_admin(conn, project.org_id)):
+            raise APIError(
+                403, {"detail": "Only the server's owner or staff, as admins of this organisation, register devices."}
+            )
     body = {k: form[k] for k in ("label", "sg", "template") if form.get(k)}
-    staff = Principal(user=who.user, staff_arg=True)
     try:
         created = api_answer(devices.device_create(request, body=body, principal=staff))
         devices.device_claim(request, body={"device": created["slug"], "project": project.id}, principal=staff)
@@ -432,7 +440,11 @@ def _device_context(conn: Connection, request: Request, who: Viewer, slug: str) 
     properties = conn.execute(
         sa.select(db.properties).where(db.properties.c.target == device_slug).order_by(db.properties.c.name)
     ).all()
+    recent_notes = conn.execute(
+        sa.select(db.notes).where(db.notes.c.target == device_slug).order_by(db.notes.c.ts.desc()).limit(10)
+    ).all()
     return {
+        "notes": [notes.note_body(n, lk) for n in recent_notes],
         "device": device,
         "device_slug": device_slug,
         "project": project,

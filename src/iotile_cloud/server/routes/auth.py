@@ -7,9 +7,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from iotile_cloud.server import db, serialize
+from iotile_cloud.server import db, serialize, throttle
 from iotile_cloud.server.context import Principal, current_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
@@ -22,7 +23,14 @@ from iotile_cloud.server.http import (
     json_body,
     not_found,
 )
-from iotile_cloud.server.security import TokenError, check_password, hash_password, new_api_token
+from iotile_cloud.server.security import (
+    TokenError,
+    api_token_for,
+    check_password,
+    hash_password,
+    new_api_token,
+    token_digest,
+)
 
 router = APIRouter()
 Body = Any
@@ -39,19 +47,52 @@ def find_login(conn: sa.Connection, login: str) -> Any:
     openapi_extra=body_doc(["email", "password"], email="string", password="string"),
     summary="Log in with email and password: account, API token and JWT",
 )
-def login(request: Request, body: Body = Depends(json_body)) -> Response:
+async def login(request: Request, body: Body = Depends(json_body)) -> Response:
     fields = Fields(as_object(body))
     email = fields.text("email", required=True, allow_blank=False)
     password = fields.text("password", required=True)
     fields.check()
     app = state(request)
-    with app.read() as conn:
-        user = find_login(conn, str(email))
-    if not check_password(user.password_hash if user else None, str(password)) or user is None:
+    user = await _password_login(request, str(email), str(password))
+    if user is None:
         return JSON("Username/password combination invalid.", status_code=401)
     if not user.is_active:
         return JSON("This account is not Active.", status_code=401)
-    return JSON({**serialize.account(user), "token": user.api_token, "jwt": app.jwt.issue(user)})
+    token = await run_in_threadpool(shown_api_token, request, user)
+    # A test fixture's user logs in with its fixed token, as the original mock cloud answered.
+    jwt = app.fixed_token_for(user.email) or app.jwt.issue(user)
+    return JSON({**serialize.account(user), "token": token, "jwt": jwt})
+
+
+async def _password_login(request: Request, login: str, password: str) -> Any:
+    """The user if ``password`` is theirs, else None; 429 once the account or client failed too often."""
+    app = state(request)
+    login_keys = throttle.keys(request, login)
+
+    def find() -> Any:
+        with app.read() as conn:
+            throttle.check(conn, login_keys, db.now_us())
+            return find_login(conn, login)
+
+    user = await run_in_threadpool(find)
+    async with app.kdf_queue:
+        ok = await run_in_threadpool(check_password, user.password_hash if user else None, password)
+
+    def record() -> None:
+        with app.write() as conn:
+            throttle.record(conn, login_keys, ok and user is not None, db.now_us())
+
+    await run_in_threadpool(record)
+    return user if ok else None
+
+
+def shown_api_token(request: Request, user: Any) -> str:
+    """The user's API token, its digest stored the first time (accounts made before hashing get a new one)."""
+    token = api_token_for(state(request).jwt.secret, int(user.id))
+    if user.api_token != token_digest(token):
+        with state(request).write() as conn:
+            conn.execute(sa.update(db.users).where(db.users.c.id == user.id).values(api_token=token_digest(token)))
+    return token
 
 
 @router.post(
@@ -59,15 +100,14 @@ def login(request: Request, body: Body = Depends(json_body)) -> Response:
     openapi_extra=body_doc(["username", "password"], username="string", password="string"),
     summary="Obtain a JWT from username (or email) and password",
 )
-def jwt_auth(request: Request, body: Body = Depends(json_body)) -> Response:
+async def jwt_auth(request: Request, body: Body = Depends(json_body)) -> Response:
     fields = Fields(as_object(body))
     username = fields.text("username", required=True, allow_blank=False)
     password = fields.text("password", required=True)
     fields.check()
     app = state(request)
-    with app.read() as conn:
-        user = find_login(conn, str(username))
-    if not check_password(user.password_hash if user else None, str(password)) or user is None or not user.is_active:
+    user = await _password_login(request, str(username), str(password))
+    if user is None or not user.is_active:
         raise APIError(400, {"non_field_errors": ["Unable to log in with provided credentials."]})
     return JSON({"token": app.jwt.issue(user)})
 
@@ -120,7 +160,8 @@ def logout(principal: Principal = Depends(current_user)) -> Response:
 @router.get("/auth/token/", summary="The caller's API token and a fresh JWT")
 def token(request: Request, principal: Principal = Depends(user_only)) -> Response:
     assert principal.user is not None
-    return JSON({"token": principal.user.api_token, "jwt": state(request).jwt.issue(principal.user)})
+    token = shown_api_token(request, principal.user)
+    return JSON({"token": token, "jwt": state(request).jwt.issue(principal.user)})
 
 
 @router.get("/auth/user-info/", summary="The caller's account and a fresh JWT")

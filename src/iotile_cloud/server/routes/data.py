@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -28,13 +26,16 @@ from iotile_cloud.server.http import (
     Pager,
     as_object,
     body_doc,
+    database_id,
+    device_id_or_none,
     json_body,
     not_found,
-    parse_bool,
     query_datetime,
+    query_int64,
 )
 from iotile_cloud.server.limits import inflated_chunks
 from iotile_cloud.server.routes.streams import stream_by_slug
+from iotile_cloud.server.security import private_dir, write_private
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
 
@@ -68,12 +69,13 @@ def filter_streams(conn: Connection, principal: Principal, text: str | None) -> 
         query = query.where(db.streams.c.slug == str(slug))
     elif kind == "d--":
         try:
-            device = IOTileDeviceSlug(text)
+            IOTileDeviceSlug(text)
         except ValueError:
             raise _illegal("Illegal Device", "Expected d--XXXX-XXXX-XXXX-XXXX") from None
-        if not _FULL_DEVICE.match(text):
+        device_id = device_id_or_none(text)
+        if not _FULL_DEVICE.match(text) or device_id is None:
             return []  # the original matched the slug text exactly: short forms select nothing
-        query = query.where(db.streams.c.device_id == device.get_id())
+        query = query.where(db.streams.c.device_id == device_id)
     elif kind == "v--":
         try:
             var = IOTileVariableSlug(text)
@@ -99,13 +101,9 @@ def _range_query(request: Request, table: sa.Table, pks: Sequence[int]) -> sa.Se
         query = query.where(table.c.ts >= start)
     if end is not None:
         query = query.where(table.c.ts < end)
-    params = request.query_params
     for name, op in (("streamer_id_min", "__ge__"), ("streamer_id_max", "__le__")):
-        if params.get(name):
-            try:
-                bound = int(params[name])
-            except ValueError:
-                raise APIError(400, {"detail": f"{name} must be an integer"}) from None
+        bound = query_int64(request, name)
+        if bound is not None:
             query = query.where(getattr(table.c.streamer_local_id, op)(bound))
     return query
 
@@ -392,15 +390,15 @@ def _authorized_stream(conn: Connection, principal: Principal, stream_pk: int, w
     return stream
 
 
-def _data_point(conn: Connection, principal: Principal, point_id: int, write: bool) -> tuple[Any, Any]:
-    row = conn.execute(sa.select(db.data).where(db.data.c.id == point_id)).first()
+def _data_point(conn: Connection, principal: Principal, point_id: str, write: bool) -> tuple[Any, Any]:
+    row = conn.execute(sa.select(db.data).where(db.data.c.id == _row_id(point_id))).first()
     if row is None:
         raise not_found()
     return row, _authorized_stream(conn, principal, row.stream_pk, write)
 
 
 @router.get("/data/{point_id}/", summary="One data point")
-def data_detail(point_id: int, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+def data_detail(point_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
         row, stream = _data_point(conn, principal, point_id, write=False)
         return JSON(data_item(row, _stream_info(stream, conn)))
@@ -413,7 +411,7 @@ def data_detail(point_id: int, request: Request, principal: Principal = Depends(
     summary="Change one data point (members)",
 )
 def data_update(
-    point_id: int, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
+    point_id: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(device_or_user)
 ) -> Response:
     payload = as_object(body)
     with state(request).write() as conn:
@@ -450,7 +448,7 @@ def data_update(
 
 
 @router.delete("/data/{point_id}/", status_code=204, summary="Delete one data point (members)")
-def data_delete(point_id: int, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+def data_delete(point_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).write() as conn:
         row, _ = _data_point(conn, principal, point_id, write=True)
         conn.execute(sa.delete(db.data).where(db.data.c.id == row.id))
@@ -465,43 +463,27 @@ def data_delete(point_id: int, request: Request, principal: Principal = Depends(
     summary="A selection as one table: ?filter=s--|d--|v--&format=csv|json|arrow (or Accept: Arrow IPC)",
 )
 def data_frame(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
-    """CSV/JSON (``timestamp,value``; one stream, as the original) or the columnar Arrow IPC stream.
+    """CSV/JSON with the original's columns, streamed (``routes/frames.py``), or the columnar Arrow IPC stream.
 
     The Arrow stream (``format=arrow`` or ``Accept: application/vnd.apache.arrow.stream``) carries
     every column of the selection and works for device and variable filters too; see
     ``docs/columnar.md``.
     """
-    from iotile_cloud.server import columnar
-
     params = request.query_params
     text = params.get("filter", "")
     accept = request.headers.get("accept", "")
-    fmt = params.get("format") or ("arrow" if columnar.ARROW_MEDIA_TYPE in accept else "csv")
+    fmt = params.get("format") or ("arrow" if "application/vnd.apache.arrow.stream" in accept else "csv")
     if fmt not in ("csv", "json", "arrow"):
         raise APIError(400, {"detail": "format must be csv, json or arrow"})
     if fmt == "arrow":
         if not text.lower().startswith(("s--", "d--", "v--")):
             raise APIError(400, {"detail": "filter argument with a s--, d-- or v-- slug is required"})
+        from iotile_cloud.server import columnar  # needs pyarrow: a 406 saying so without the [arrow] extra
+
         return columnar.arrow_response(request, principal, text)
-    if not text.lower().startswith("s--"):
-        raise APIError(400, {"detail": "filter argument with a stream slug (s--...) is required"})
-    apply_mdo = parse_bool(params.get("apply_mdo", "")) is True
-    with state(request).read() as conn:
-        streams = filter_streams(conn, principal, text)
-        if not streams:
-            raise not_found()
-        stream = streams[0]
-        conv = model.converter(conn, stream)
-        query, order = ordered_selection(request, db.data, [stream.pk])
-        rows = conn.execute(query.order_by(*order)).all()
-    values = [(iso(r.ts), conv.output(r.value) if apply_mdo else r.value) for r in rows]
-    if fmt == "json":
-        return JSON([{"timestamp": t, "value": v} for t, v in values])
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["timestamp", "value"])
-    writer.writerows(values)
-    return Response(out.getvalue(), media_type="text/csv")
+    from iotile_cloud.server.routes.frames import frame_response
+
+    return frame_response(request, principal, text, fmt)
 
 
 # -- events -------------------------------------------------------------------------------------
@@ -551,9 +533,7 @@ def _event_fields(item: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]
 
 
 def event_dir(request: Request) -> Path:
-    path = state(request).data_dir / "events"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return private_dir(state(request).data_dir / "events")
 
 
 def insert_event(
@@ -563,7 +543,7 @@ def insert_event(
     event_id = int(db.new_id(conn.execute(sa.insert(db.events).values(stream_pk=stream_pk, ext=ext, **values))))
     if raw is not None:
         name = f"{event_id}.{ext}"
-        (folder / name).write_bytes(raw)
+        write_private(folder / name, raw)
         conn.execute(sa.update(db.events).where(db.events.c.id == event_id).values(data_path=f"events/{name}"))
     return event_id
 
@@ -607,15 +587,13 @@ def event_create(
         return JSON(serialize.event(row, _stream_info(stream, conn)), status_code=201)
 
 
-def _event_id(raw: str) -> int:
-    try:
-        return int(raw)
-    except ValueError:
-        raise APIError(400, {"detail": "Bad Request: Expected an integer database ID"}) from None
+def _row_id(raw: str) -> int:
+    """A point or event id from the path, refused as the original did when it is not an integer."""
+    return database_id(raw, APIError(400, {"detail": "Bad Request: Expected an integer database ID"}))
 
 
-def _readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
-    row = conn.execute(sa.select(db.events).where(db.events.c.id == _event_id(raw_id))).first()
+def readable_event(conn: Connection, principal: Principal, raw_id: str) -> tuple[Any, Any]:
+    row = conn.execute(sa.select(db.events).where(db.events.c.id == _row_id(raw_id))).first()
     if row is None:
         raise not_found()
     return row, _authorized_stream(conn, principal, row.stream_pk, write=False)
@@ -626,14 +604,14 @@ def event_detail(event_id: str, request: Request, principal: Principal = Depends
     from iotile_cloud.server import serialize
 
     with state(request).read() as conn:
-        row, stream = _readable_event(conn, principal, event_id)
+        row, stream = readable_event(conn, principal, event_id)
         return JSON(serialize.event(row, _stream_info(stream, conn)))
 
 
 @router.get("/event/{event_id}/data/", summary="The data file attached to an event")
 def event_data(event_id: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
-        row, _ = _readable_event(conn, principal, event_id)
+        row, _ = readable_event(conn, principal, event_id)
     if not row.data_path:
         raise APIError(404, {"error": "Event has no data"})
     path = state(request).data_dir / row.data_path

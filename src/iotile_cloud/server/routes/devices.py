@@ -9,7 +9,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
-from iotile_cloud.server import catalog, db, model, serialize
+from iotile_cloud.server import db, model, serialize
+from iotile_cloud.server.catalog import registry
 from iotile_cloud.server.context import Principal, device_or_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
@@ -20,6 +21,8 @@ from iotile_cloud.server.http import (
     Pager,
     as_object,
     body_doc,
+    database_id,
+    device_id_or_none,
     device_slug_or_none,
     flag,
     forbidden,
@@ -38,10 +41,10 @@ Body = Any
 
 
 def device_id_of(slug: str) -> int:
-    try:
-        return IOTileDeviceSlug(slug).get_id()
-    except ValueError:
-        raise not_found() from None
+    device_id = device_id_or_none(slug)
+    if device_id is None:
+        raise not_found()
+    return device_id
 
 
 def readable_device(conn: Connection, principal: Principal, slug: str) -> Any:
@@ -112,10 +115,8 @@ def device_create(
     active = fields.boolean("active", default=True)
     wanted = fields.text("slug")
     fields.check()
-    if template not in catalog.DEVICE_TEMPLATES:
-        fields.error("template", f"Object with slug={template} does not exist.")
-    if sg is not None and sg not in catalog.SENSOR_GRAPHS:
-        fields.error("sg", f"Object with slug={sg} does not exist.")
+    with state(request).read() as conn:
+        _check_catalog(conn, fields, sg=sg, template=template)
     device_id = None
     if wanted is not None:
         slug = device_slug_or_none(wanted)
@@ -151,12 +152,27 @@ def device_detail(slug: str, request: Request, principal: Principal = Depends(de
         return JSON(serialize.device(readable_device(conn, principal, slug), Lookup(conn)))
 
 
+def _check_catalog(conn: Connection, fields: Fields, *, sg: str | None, template: str | None) -> None:
+    """400 naming ``sg``/``template`` when the slug given is not in the registry."""
+    for kind, name, slug in (("dt", "template", template), ("sg", "sg", sg)):
+        if slug is not None and not registry.exists(conn, kind, slug):
+            fields.error(name, f"Object with slug={slug} does not exist.")
+    fields.check()
+
+
 @router.patch(
     "/device/{slug}/",
     openapi_extra=body_doc(
-        label="string", external_id="string", lat="number", lon="number", active="boolean", state="string"
+        label="string",
+        external_id="string",
+        lat="number",
+        lon="number",
+        active="boolean",
+        state="string",
+        sg="string",
+        template="string",
     ),
-    summary="Change a device's label, location or state (members)",
+    summary="Change a device's label, location, state, sensor graph or template (members)",
 )
 @router.put("/device/{slug}/", include_in_schema=False)
 def device_update(
@@ -178,7 +194,11 @@ def device_update(
             values["active"] = fields.boolean("active")
         if "state" in fields.body:
             values["state"] = fields.choice("state", ["N0", "N1", "B0", "B1"])
-        fields.check()
+        for name in ("sg", "template"):
+            if name in fields.body:
+                values[name] = fields.text(name, allow_blank=False)
+        fields.check(db.devices, values)
+        _check_catalog(conn, fields, sg=values.get("sg"), template=values.get("template"))
         row = db.update_row(conn, db.devices, "id", row.id, values)
         return JSON(serialize.device(row, Lookup(conn)))
 
@@ -348,35 +368,49 @@ def device_unclaim(
 def device_extra(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
-        counts = (
-            conn.execute(
-                sa.select(db.streams.c.slug, sa.func.count(db.data.c.id))
-                .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
-                .where(db.streams.c.device_id == row.id, db.streams.c.project_id == row.project_id)
-                .group_by(db.streams.c.slug)
-                .order_by(db.streams.c.slug)
-            ).all()
-            if row.project_id
-            else []
-        )
         full = serialize.device(row, Lookup(conn))
         body = {
             k: full[k] for k in ("id", "slug", "project", "label", "active", "created_on", "claimed_by", "claimed_on")
         }
-        body["stream_counts"] = {s: {"data_cnt": n, "has_streamid": True} for s, n in counts}
+        body["stream_counts"] = stream_counts(conn, row.id)
         return JSON(body)
 
 
-@router.get("/device/{slug}/key/", summary="A device-scoped token: ?type=a-jwt (org members)")
+def stream_counts(conn: Connection, device_id: int) -> dict[str, dict[str, Any]]:
+    """Every stream of the device that has data, with its count; ``has_streamid`` is false for data
+    kept without a stream record."""
+    rows = conn.execute(
+        sa.select(db.streams.c.slug, db.streams.c.implicit, sa.func.count(db.data.c.id))
+        .join(db.data, db.data.c.stream_pk == db.streams.c.pk)
+        .where(db.streams.c.device_id == device_id)
+        .group_by(db.streams.c.slug, db.streams.c.implicit)
+        .order_by(db.streams.c.slug)
+    ).all()
+    return {slug: {"data_cnt": count, "has_streamid": not implicit} for slug, implicit, count in rows}
+
+
+@router.get("/device/{slug}/key/", summary="A device key: ?type=a-jwt (a device-scoped token) or an uploaded type")
 def device_key(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     key_type = request.query_params.get("type", "")
+    if not key_type:
+        raise APIError(400, {"msg": "No type specified"})
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
         if not principal.can_write_data(conn, row.org_id):
             raise forbidden()
-    if key_type != "a-jwt":
-        raise APIError(400, {"detail": f"Unsupported key type {key_type!r}: expected ?type=a-jwt"})
-    return JSON({"key": state(request).jwt.issue_device(row.id, principal.user_id)})
+        if key_type.lower() == "a-jwt":
+            return JSON({"key": state(request).jwt.issue_device(row.id, principal.user_id)})
+        # Other keys are the downloadable ones staff uploaded with POST /key/.
+        secret = conn.execute(
+            sa.select(db.device_keys.c.secret).where(
+                db.device_keys.c.slug == f"d--{int2did(row.id)}",
+                db.device_keys.c.type == key_type.upper(),
+                db.device_keys.c.downloadable.is_(True),
+            )
+        ).scalar()
+    if secret is None:
+        raise APIError(403, {"msg": "No key available"})
+    return JSON({"key": secret})
 
 
 @router.get("/device/{slug}/streamers/", summary="A device's streamers (plain list)")
@@ -501,8 +535,9 @@ def property_create(
         return JSON({k: out[k] for k in ("target", "name", "is_system", "value")}, status_code=201)
 
 
-def _own_property(conn: Connection, principal: Principal, prop_id: int, write: bool) -> Any:
-    row = conn.execute(sa.select(db.properties).where(db.properties.c.id == prop_id)).first()
+def _own_property(conn: Connection, principal: Principal, prop_id: str, write: bool) -> Any:
+    # A malformed or out-of-range id is simply not found (the original's lookup answered 404 too).
+    row = conn.execute(sa.select(db.properties).where(db.properties.c.id == database_id(prop_id))).first()
     if row is None:
         raise not_found()
     _, org_id = target_org(conn, row.target)
@@ -514,13 +549,13 @@ def _own_property(conn: Connection, principal: Principal, prop_id: int, write: b
 
 
 @router.get("/property/{prop_id}/", summary="One property")
-def property_detail(prop_id: int, request: Request, principal: Principal = Depends(user_only)) -> Response:
+def property_detail(prop_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         return JSON(serialize.prop(_own_property(conn, principal, prop_id, write=False)))
 
 
 @router.delete("/property/{prop_id}/", status_code=204, summary="Delete a property")
-def property_delete(prop_id: int, request: Request, principal: Principal = Depends(user_only)) -> Response:
+def property_delete(prop_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).write() as conn:
         row = _own_property(conn, principal, prop_id, write=True)
         conn.execute(sa.delete(db.properties).where(db.properties.c.id == row.id))
@@ -540,10 +575,10 @@ def streamer_list(request: Request, principal: Principal = Depends(device_or_use
     )
     if device_ref:
         try:
-            device_id = IOTileDeviceSlug(device_ref).get_id()
+            IOTileDeviceSlug(device_ref)
         except ValueError:
             raise APIError(400, {"detail": f"Illegal device format. Expected HEX number. Got {device_ref}"}) from None
-        query = query.where(db.streamers.c.device_id == device_id)
+        query = query.where(db.streamers.c.device_id == (device_id_or_none(device_ref) or -1))
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         return pager.respond_query(
@@ -559,7 +594,7 @@ def streamer_detail(slug: str, request: Request, principal: Principal = Depends(
         parsed = IOTileStreamerSlug(slug)
     except ValueError:
         raise not_found() from None
-    device_id = IOTileDeviceSlug(parsed.get_device()).get_id()
+    device_id = device_id_of(parsed.get_device())
     with state(request).read() as conn:
         readable_device(conn, principal, parsed.get_device())
         row = conn.execute(

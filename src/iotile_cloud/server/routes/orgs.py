@@ -23,12 +23,14 @@ from iotile_cloud.server.http import (
     Pager,
     as_object,
     body_doc,
+    contains_text,
     device_slug_or_none,
     forbidden,
     is_uuid,
     json_body,
     not_found,
     project_slug_or_none,
+    query_text,
     restricted,
 )
 from iotile_cloud.server.serialize import Lookup
@@ -94,9 +96,9 @@ def visible_project(conn: Connection, principal: Principal, project_id: str) -> 
 @router.get("/org/", summary="Organisations you are a member of")
 def org_list(request: Request, principal: Principal = Depends(user_only)) -> Response:
     query = sa.select(db.orgs).where(principal.org_filter(db.orgs.c.id))
-    search = request.query_params.get("search")
+    search = query_text(request, "search")
     if search:
-        query = query.where(db.orgs.c.name.ilike(f"%{search}%"))
+        query = query.where(contains_text(db.orgs.c.name, search))
     pager = Pager(request, STANDARD)
     with state(request).read() as conn:
         lk = Lookup(conn)
@@ -161,7 +163,7 @@ def org_update(
             values["name"] = fields.text("name", allow_blank=False, max_length=50)
         if fields.has("about"):
             values["about"] = fields.text("about", max_length=1000)
-        fields.check()
+        fields.check(db.orgs, values)
         row = db.update_row(conn, db.orgs, "id", row.id, values)
         return JSON(serialize.org(row, Lookup(conn)))
 
@@ -360,7 +362,7 @@ def project_update(
             values["name"] = fields.text("name", allow_blank=False, max_length=50)
         if fields.has("about"):
             values["about"] = fields.text("about", max_length=1000)
-        fields.check()
+        fields.check(db.projects, values)
         row = db.update_row(conn, db.projects, "id", row.id, values)
         return JSON(serialize.project(row, Lookup(conn)))
 
@@ -508,7 +510,7 @@ def fleet_update(
             values["description"] = fields.text("description", max_length=1000)
         if fields.has("is_network"):
             values["is_network"] = fields.boolean("is_network")
-        fields.check()
+        fields.check(db.fleets, values)
         if values.get("name"):
             _unique_fleet_name(conn, row.org_id, str(values["name"]), row.id)
         row = db.update_row(conn, db.fleets, "id", row.id, values)

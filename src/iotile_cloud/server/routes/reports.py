@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -26,6 +28,7 @@ from iotile_cloud.server.http import (
     Fields,
     Pager,
     body_doc,
+    device_id_or_none,
     forbidden,
     is_uuid,
     not_found,
@@ -104,6 +107,12 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
 
     with app.write() as conn:
         device = conn.execute(sa.select(db.devices).where(db.devices.c.id == report.device)).first()
+        if app.fixed_tokens is not None and (device is None or device.project_id is None):
+            # Test fixtures only: as the original mock cloud, keep the record of a report from a device
+            # that is not claimed (or not known) without storing its readings.
+            report_id = _record_unclaimed(conn, report, principal)
+            save_raw_report(app.data_dir, report_id, data)
+            return JSON({"count": len(report.readings)}, status_code=201)
         if device is None:
             raise APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
         principal.check_device(device.id)
@@ -137,6 +146,15 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
             app.data_dir,
             len(data),
         )
+        newest = conn.execute(
+            sa.select(db.streamer_reports.c.id)
+            .join(db.streamers, db.streamers.c.id == db.streamer_reports.c.streamer_id)
+            .where(db.streamers.c.device_id == device.id, db.streamers.c.index == report.streamer_index)
+            .order_by(db.streamer_reports.c.created_on.desc())
+            .limit(1)
+        ).scalar()
+        if newest is not None:
+            save_raw_report(app.data_dir, str(newest), data)
     # "count" (readings in the report) is what clients have always read; the rest tells what was new.
     return JSON(
         {
@@ -147,6 +165,86 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
         },
         status_code=201,
     )
+
+
+def save_raw_report(data_dir: Path, report_id: str, data: bytes) -> None:
+    """Keep the uploaded file as received (``<data dir>/reports/<report id>``)."""
+    folder = data_dir / "reports"
+    folder.mkdir(exist_ok=True)
+    (folder / report_id).write_bytes(data)
+
+
+def _fixture_org(conn: Any, principal: Principal) -> str:
+    """The uploader's first org; one named as the original fake's default org when it has none."""
+    org_id = conn.execute(
+        sa.select(db.memberships.c.org_id)
+        .where(db.memberships.c.user_id == principal.user_id)
+        .order_by(db.memberships.c.id)
+        .limit(1)
+    ).scalar()
+    if org_id is not None:
+        return str(org_id)
+    org_id = conn.execute(sa.select(db.orgs.c.id).where(db.orgs.c.slug == "quick-test-org")).scalar()
+    if org_id is None:
+        org_id = str(uuid.uuid4())
+        conn.execute(
+            sa.insert(db.orgs).values(
+                id=org_id,
+                name="Quick Test Org",
+                slug="quick-test-org",
+                created_on=db.now_us(),
+                created_by=principal.user_id,
+            )
+        )
+    conn.execute(
+        sa.insert(db.memberships).values(
+            org_id=org_id, user_id=principal.user_id, role="a0", is_active=True, created_on=db.now_us()
+        )
+    )
+    return str(org_id)
+
+
+def _record_unclaimed(conn: Any, report: SignedListReport | DictionaryReport, principal: Principal) -> str:
+    device_id = int(report.device)
+    if conn.execute(sa.select(db.devices.c.id).where(db.devices.c.id == device_id)).first() is None:
+        # Owned (unclaimed) by the uploader's first org, so the uploader sees the records it made.
+        org_id = _fixture_org(conn, principal) if principal.user else None
+        conn.execute(sa.insert(db.devices).values(id=device_id, template="", org_id=org_id, created_on=db.now_us()))
+    selector = int(getattr(report, "streamer_selector", 0) or 0)
+    where = (db.streamers.c.device_id == device_id, db.streamers.c.index == report.streamer_index)
+    streamer = conn.execute(sa.select(db.streamers).where(*where)).first()
+    highest = int(report.highest_id or 0)
+    if streamer is None:
+        conn.execute(
+            sa.insert(db.streamers).values(
+                device_id=device_id,
+                index=report.streamer_index,
+                selector=selector,
+                last_id=highest,
+                last_reboot_ts=db.now_us(),
+                created_on=db.now_us(),
+            )
+        )
+    elif highest > streamer.last_id:
+        conn.execute(sa.update(db.streamers).where(*where).values(last_id=highest, selector=selector))
+    streamer_id = conn.execute(sa.select(db.streamers.c.id).where(*where)).scalar_one()
+    report_id = str(uuid.uuid4())
+    now = db.now_us()
+    conn.execute(
+        sa.insert(db.streamer_reports).values(
+            id=report_id,
+            streamer_id=streamer_id,
+            original_first_id=report.lowest_id,
+            original_last_id=report.highest_id,
+            sent_timestamp=now,
+            device_sent_timestamp=getattr(report, "sent_timestamp", None),
+            incremental_id=report.report_id,
+            time_epsilon=1.0,
+            created_on=now,
+            created_by=principal.user_id if principal.user else None,
+        )
+    )
+    return report_id
 
 
 def _reports_query(principal: Principal) -> Any:
@@ -172,10 +270,8 @@ def report_list(request: Request, principal: Principal = Depends(device_or_user)
             parsed = IOTileStreamerSlug(streamer)
         except ValueError:
             raise APIError(400, {"detail": f"Illegal streamer slug {streamer!r}"}) from None
-        from iotile_cloud.utils.gid import IOTileDeviceSlug
-
         query = query.where(
-            db.streamers.c.device_id == IOTileDeviceSlug(parsed.get_device()).get_id(),
+            db.streamers.c.device_id == (device_id_or_none(parsed.get_device()) or -1),
             db.streamers.c.index == int(parsed.get_index(), 16),
         )
     pager = Pager(request, STANDARD)

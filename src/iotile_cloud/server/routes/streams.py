@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import catalog, db, model, serialize
+from iotile_cloud.server.catalog import registry
 from iotile_cloud.server.context import Principal, device_or_user, state, user_only
 from iotile_cloud.server.http import (
     JSON,
@@ -45,15 +46,12 @@ def _vartype_page(request: Request, items: list[dict[str, Any]]) -> Response:
 
 @router.get("/vartype/", summary="Variable types and their units")
 def vartype_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
-    return _vartype_page(request, list(catalog.vartypes().values()))
+    return _catalog_page(request, "vt")
 
 
 @router.get("/vartype/{slug}/", summary="One variable type")
-def vartype_detail(slug: str, principal: Principal = Depends(device_or_user)) -> Response:
-    item = catalog.vartype(slug)
-    if item is None:
-        raise not_found()
-    return JSON(item)
+def vartype_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    return _catalog_entry(request, "vt", slug)
 
 
 @router.api_route("/vartype/{slug}/", methods=["PUT", "PATCH", "DELETE"], include_in_schema=False)
@@ -62,58 +60,37 @@ def vartype_write(slug: str, principal: Principal = Depends(device_or_user)) -> 
     raise forbidden()
 
 
-def _sg_body(slug: str, sg: dict[str, Any]) -> dict[str, Any]:
-    major, minor, patch = sg["version"]
-    return {
-        "id": list(catalog.SENSOR_GRAPHS).index(slug) + 1,
-        "name": sg["name"],
-        "slug": slug,
-        "project_template": sg["project_template"],
-        "org": "arch-systems",
-        "variable_templates": [{k: v for k, v in t.items() if k != "lid"} for t in sg["variable_templates"]],
-        "display_widget_templates": [],
-        "ui_extra": {},
-        "major_version": major,
-        "minor_version": minor,
-        "patch_version": patch,
-        "active": True,
-    }
+def _catalog_page(request: Request, kind: str) -> Response:
+    with state(request).read() as conn:
+        return _vartype_page(request, registry.entries(conn, kind))
+
+
+def _catalog_entry(request: Request, kind: str, slug: str) -> Response:
+    with state(request).read() as conn:
+        body = registry.entry(conn, kind, slug)
+    if body is None:
+        raise not_found()
+    return JSON(body)
 
 
 @router.get("/sg/", summary="Sensor graphs (what claiming a device creates)")
 def sg_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
-    return _vartype_page(request, [_sg_body(k, v) for k, v in catalog.SENSOR_GRAPHS.items()])
+    return _catalog_page(request, "sg")
 
 
 @router.get("/sg/{slug}/", summary="One sensor graph")
-def sg_detail(slug: str, principal: Principal = Depends(device_or_user)) -> Response:
-    if slug not in catalog.SENSOR_GRAPHS:
-        raise not_found()
-    return JSON(_sg_body(slug, catalog.SENSOR_GRAPHS[slug]))
-
-
-def _dt_body(slug: str, item: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": list(catalog.DEVICE_TEMPLATES).index(slug) + 1,
-        "slug": slug,
-        "external_sku": item["external_sku"],
-        "internal_sku": slug,
-        "family": item["family"],
-        "org": "arch-systems",
-        "active": True,
-    }
+def sg_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    return _catalog_entry(request, "sg", slug)
 
 
 @router.get("/dt/", summary="Device templates")
 def dt_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
-    return _vartype_page(request, [_dt_body(k, v) for k, v in catalog.DEVICE_TEMPLATES.items()])
+    return _catalog_page(request, "dt")
 
 
 @router.get("/dt/{slug}/", summary="One device template")
-def dt_detail(slug: str, principal: Principal = Depends(device_or_user)) -> Response:
-    if slug not in catalog.DEVICE_TEMPLATES:
-        raise not_found()
-    return JSON(_dt_body(slug, catalog.DEVICE_TEMPLATES[slug]))
+def dt_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    return _catalog_entry(request, "dt", slug)
 
 
 # -- variables ----------------------------------------------------------------------------------
@@ -301,7 +278,7 @@ def variable_update(
             values["output_unit"] = _unit_field(fields, "output_unit", True, row.var_type)
         if "decimal_places" in fields.body:
             values["decimal_places"] = fields.integer("decimal_places", min_value=0, max_value=10)
-        fields.check()
+        fields.check(db.variables, values)
         if values:
             conn.execute(sa.update(db.variables).where(db.variables.c.id == row.id).values(**values))
             unit_values = {k: v for k, v in values.items() if k in ("input_unit", "output_unit")}
@@ -336,7 +313,7 @@ def stream_list(request: Request, principal: Principal = Depends(user_only)) -> 
         query = (
             sa.select(db.streams)
             .join(db.projects, db.projects.c.id == db.streams.c.project_id)
-            .where(principal.org_filter(db.projects.c.org_id))
+            .where(principal.org_filter(db.projects.c.org_id), db.streams.c.implicit.is_(False))
         )
         query = _projects_filter(conn, request, db.streams.c.project_id, query)
         if params.get("device"):
@@ -405,7 +382,10 @@ def stream_create(
 @router.get("/stream/{slug}/", summary="One stream")
 def stream_detail(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     with state(request).read() as conn:
-        return JSON(serialize.stream(stream_by_slug(conn, principal, slug), Lookup(conn)))
+        row = stream_by_slug(conn, principal, slug)
+        if row.implicit:  # data kept without a stream record
+            raise not_found()
+        return JSON(serialize.stream(row, Lookup(conn)))
 
 
 @router.patch(
@@ -452,7 +432,7 @@ def stream_update(
             values["output_unit"] = _unit_field(fields, "output_unit", True, row.var_type)
         if "raw_value_format" in fields.body:
             values["raw_value_format"] = fields.choice("raw_value_format", model.RAW_FORMATS)
-        fields.check()
+        fields.check(db.streams, values)
         row = db.update_row(conn, db.streams, "pk", row.pk, values)
         return JSON(serialize.stream(row, Lookup(conn)))
 
