@@ -265,8 +265,14 @@ def test_serve_with_two_workers_replaces_dead_ones_and_counts_every_request(tmp_
             time.sleep(0.2)
         assert len(now) == 2 and workers[0] not in now
 
-        time.sleep(2.5)  # idle workers hand their counts to the database about once a second
-        before = _request_count(url)
+        # Idle workers hand their counts to the database about once a second: wait until it is still.
+        before, settle_by = _request_count(url), time.monotonic() + 60
+        while time.monotonic() < settle_by:
+            time.sleep(2.5)
+            now_count = _request_count(url)
+            if now_count == before:
+                break
+            before = now_count
         for _ in range(20):  # a fresh connection each time, so the kernel spreads them over both workers
             response = httpx.get(f"{server.url}/api/v1/org/", headers={"Authorization": f"jwt {client.token}"})
             assert response.status_code == 200
