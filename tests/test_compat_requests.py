@@ -430,3 +430,19 @@ def test_stream_data_does_not_import_pandas(cloud: CloudHelper, api: Api) -> Non
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["1500", "True", "False"]
+
+
+def test_api_closes_its_connections(cloud: CloudHelper) -> None:
+    """``Api`` is a context manager; ``close()`` leaves no socket open (no ResourceWarning)."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with Api(cloud.url) as api:
+            assert api.login(email="test@arch-iot.com", password="test")
+            assert api.account.get()["count"] == 1
+            adapter = api.session.get_adapter(cloud.url)
+        assert not adapter.poolmanager.pools  # type: ignore[attr-defined]
+        del api
+        gc.collect()

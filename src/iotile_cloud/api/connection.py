@@ -479,6 +479,17 @@ class Api:
         logger.info("Token refreshed")
         return True
 
+    def close(self) -> None:
+        """Close the connection pools (the session's and the core client's); the Api is done after."""
+        self.client.close()
+        self.session.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
     def __getattr__(self, item: str) -> RestResource:
         """``api.<name>``: the resource ``<base_url>/<name>/``."""
         # Don't allow access to 'private' by convention attributes.
