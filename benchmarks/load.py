@@ -5,9 +5,10 @@
 For each backend (PostgreSQL when --database is given, which EMPTIES that database, and SQLite as the
 baseline) and each worker count (1, 2), a fresh ``iotile-cloud serve --workers N`` runs on a loopback
 port; simulated devices (``iotile_cloud.simulate``, the load generator) are provisioned and given two
-days of history, then --clients processes each run this mix for --seconds: report uploads from their
-own devices (35%), JSON data pages (25%), Arrow reads of a whole stream (15%), and lists of devices,
-streams and orgs (25%). The ratios printed (2 workers over 1, PostgreSQL over SQLite) come from this run.
+days of history, then --clients processes each run this mix (--warmup seconds unrecorded, then
+--seconds recorded): report uploads from their own devices (35%), JSON data pages (25%), Arrow reads
+of a whole stream (15%), and lists of devices, streams and orgs (25%). The ratios printed (2 workers
+over 1, PostgreSQL over SQLite) come from this run.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class ClientPlan:
     streams: list[str]  # stream slugs to read
     start: dt.datetime  # the simulated clock after the history
     seconds: float
+    warmup: float
     seed: int
 
 
@@ -61,7 +63,10 @@ def _run_client(plan: ClientPlan) -> list[tuple[str, float, float, bool]]:
     names = [name for name, _ in MIX]
     weights = [weight for _, weight in MIX]
     results: list[tuple[str, float, float, bool]] = []
-    deadline = time.perf_counter() + plan.seconds
+    # Not recorded: each worker's first requests (imports, connection pools, caches) and the
+    # staggered start of the client processes.
+    recording = time.perf_counter() + plan.warmup
+    deadline = recording + plan.seconds
     while time.perf_counter() < deadline:
         operation = rng.choices(names, weights)[0]
         wall = time.time()
@@ -85,7 +90,8 @@ def _run_client(plan: ClientPlan) -> list[tuple[str, float, float, bool]]:
                 client.get(rng.choice(("device/", "stream/", "org/")), page_size=50)
         except Exception:
             ok = False
-        results.append((operation, wall, time.perf_counter() - started, ok))
+        if started >= recording:
+            results.append((operation, wall, time.perf_counter() - started, ok))
     client.close()
     return results
 
@@ -167,6 +173,7 @@ def measure(backend: str, database: str | None, workers: int, args: argparse.Nam
                     streams,
                     after,
                     args.seconds,
+                    args.warmup,
                     seed=index,
                 )
                 for index in range(args.clients)
@@ -194,6 +201,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", default=None, help="PostgreSQL URL (EMPTIED); SQLite always runs too")
     parser.add_argument("--seconds", type=float, default=15.0, help="measured time per configuration")
+    parser.add_argument("--warmup", type=float, default=5.0, help="unrecorded seconds before each measurement")
     parser.add_argument("--clients", type=int, default=4, help="load-generating processes")
     parser.add_argument("--devices", type=int, default=8, help="simulated devices (uploads and data)")
     parser.add_argument("--write-results", action="store_true")
@@ -265,7 +273,8 @@ def write_results(args: argparse.Namespace, lines: list[str]) -> None:
     body = [
         marker,
         "",
-        f"`{command} --seconds {args.seconds:g} --clients {args.clients} --devices {args.devices} --write-results`, "
+        f"`{command} --seconds {args.seconds:g} --warmup {args.warmup:g} --clients {args.clients} "
+        f"--devices {args.devices} --write-results`, "
         f"{dt.date.today()}, {platform.machine()}, {os.cpu_count()} cores (load average {load:.1f} at the end: "
         f"the machine was shared), Python {platform.python_version()}. Load generator and server on the same cores.",
         "",

@@ -16,8 +16,6 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 
 from iotile_cloud.api.connection import Api, RestResource
 from iotile_cloud.api.exceptions import (
-    ApiConnectionError,
-    ApiTimeoutError,
     HttpClientError,
     HttpConflictError,
     HttpForbiddenError,
@@ -208,22 +206,35 @@ def test_retries_and_refresh_through_the_session() -> None:
     with requests_mock.Mocker() as m:
         m.get(f"{BASE}/device/", [{"status_code": 401}, {"status_code": 200, "json": {"count": 0}}])
         m.post(f"{BASE}/auth/api-jwt-refresh/", json={"token": "new"})
-        api = Api(domain=DOMAIN)
+        api = Api(domain=DOMAIN, auto_refresh=True)  # opt-in: 0.9.14 never refreshed by itself
         api.set_token("old")
         assert api.device.get() == {"count": 0}
         assert [r.headers.get("Authorization") for r in m.request_history] == ["jwt old", None, "jwt new"]
 
+    with requests_mock.Mocker() as m:
+        m.get(f"{BASE}/device/", status_code=401)
+        api = Api(domain=DOMAIN)
+        api.set_token("old")
+        with pytest.raises(HttpClientError):
+            api.device.get()  # as 0.9.14: one request, no refresh behind the caller's back
+        assert m.call_count == 1
 
-def test_transport_failures_are_typed() -> None:
+
+def test_transport_failures_are_requests_own() -> None:
+    """As 0.9.14: requests' exceptions reach the caller (and requests_mock's NoMockAddress)."""
     with requests_mock.Mocker() as m:
         m.get(f"{BASE}/slow/", exc=requests.exceptions.ReadTimeout)
         m.get(f"{BASE}/down/", exc=requests.exceptions.ConnectionError)
         api = Api(domain=DOMAIN, timeout=1)
-        with pytest.raises(ApiTimeoutError):
+        with pytest.raises(requests.exceptions.ReadTimeout):
             api.slow.get()
-        with pytest.raises(ApiConnectionError):
+        with pytest.raises(requests.exceptions.ConnectionError):
             api.down.get()
         assert m.call_count == 2  # a timeout alone never turns retries on
+        with pytest.raises(requests_mock.exceptions.NoMockAddress):
+            api.unregistered.get()
+        with pytest.raises(requests_mock.exceptions.NoMockAddress):
+            api.login(email="a@b.c", password="x")
 
 
 def _points(n: int, start: int = 0) -> list[dict[str, Any]]:
@@ -419,3 +430,19 @@ def test_stream_data_does_not_import_pandas(cloud: CloudHelper, api: Api) -> Non
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["1500", "True", "False"]
+
+
+def test_api_closes_its_connections(cloud: CloudHelper) -> None:
+    """``Api`` is a context manager; ``close()`` leaves no socket open (no ResourceWarning)."""
+    import gc
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        with Api(cloud.url) as api:
+            assert api.login(email="test@arch-iot.com", password="test")
+            assert api.account.get()["count"] == 1
+            adapter = api.session.get_adapter(cloud.url)
+        assert not adapter.poolmanager.pools  # type: ignore[attr-defined]
+        del api
+        gc.collect()

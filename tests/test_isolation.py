@@ -41,7 +41,8 @@ OWN = {
 }
 
 
-# Bookkeeping that every request may touch: request/error counters and failed-login counts.
+# Bookkeeping every request may touch: request/error counters (all workers, written about once a second)
+# and failed-login counts.
 BOOKKEEPING = {"counters", "login_failures"}
 
 

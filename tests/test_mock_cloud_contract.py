@@ -64,6 +64,7 @@ def test_fixed_token_and_login(basic_cloud: tuple[Api, str, CloudHelper]) -> Non
     login = Api(cloud.url)
     assert login.login(email="test@arch-iot.com", password="test")
     assert login.token == "JWT_USER" and login.username
+    assert login.refresh_token() is True and login.token == "JWT_USER"
     cloud.quick_add_user("second@arch-iot.com", "pw2")
     second = Api(cloud.url)
     assert second.login(email="second@arch-iot.com", password="pw2")

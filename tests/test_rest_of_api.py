@@ -378,7 +378,9 @@ def test_device_sg_template_versions_filterlog(world: World) -> None:
     assert sg.status_code == 200 and sg.json()["slug"] == "water-meter-v1-1-0"
     assert world["reader"].get("/sg/water-meter-v1-1-0/").json() == sg.json()
     template = world["reader"].get(f"/device/{world.device}/template/").json()
-    assert template == world["reader"].get("/dt/internaltestingtemplate-v1-0-0/").json()
+    device_template = world["reader"].get(f"/device/{world.device}/").json()["template"]
+    assert template["slug"] == device_template
+    assert template == world["reader"].get(f"/dt/{device_template}/").json()
     assert world["reader"].get(f"/device/{world.device}/versions/").json() == []
     assert world["reader"].get(f"/device/{world.device}/filterlog/").json() == {
         "slug": world.device,
@@ -436,10 +438,13 @@ def test_org_devices_project_properties_and_password(cloud: CloudHelper, world: 
 def test_variable_type_stream_csv_event_url_and_streamer_reports(cloud: CloudHelper, api: Api, world: World) -> None:
     variable = f"v--{world.project['slug'][3:]}--5001"
     var_type = world["reader"].get(f"/variable/{variable}/type/")
-    assert var_type.status_code == 200 and var_type.json()["slug"] == "water-meter-volume"
+    assert var_type.status_code == 200
+    assert var_type.json() == world["reader"].get(f"/vartype/{var_type.json()['slug']}/").json()
     api.data.post([{"stream": world.stream, "timestamp": "2026-01-01T00:00:00Z", "int_value": 7}])
     csv_text = world["reader"].get(f"/stream/{world.stream}/csv/").text
-    assert csv_text == world["reader"].get("/df/", params={"filter": world.stream, "format": "csv"}).text
+    frame = world["reader"].get("/df/", params={"filter": world.stream, "format": "csv"}).text.splitlines()
+    assert frame[0] == "row,value,stream_slug"  # the original's data frame columns
+    assert [line.rsplit(",", 1)[0] for line in frame[1:]] == csv_text.splitlines()[1:]
     assert csv_text.splitlines()[0] == "timestamp,value" and csv_text.splitlines()[1].startswith(
         "2026-01-01T00:00:00Z,"
     )

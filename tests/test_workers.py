@@ -265,8 +265,14 @@ def test_serve_with_two_workers_replaces_dead_ones_and_counts_every_request(tmp_
             time.sleep(0.2)
         assert len(now) == 2 and workers[0] not in now
 
-        time.sleep(2.5)  # idle workers hand their counts to the database about once a second
-        before = _request_count(url)
+        # Idle workers hand their counts to the database about once a second: wait until it is still.
+        before, settle_by = _request_count(url), time.monotonic() + 60
+        while time.monotonic() < settle_by:
+            time.sleep(2.5)
+            now_count = _request_count(url)
+            if now_count == before:
+                break
+            before = now_count
         for _ in range(20):  # a fresh connection each time, so the kernel spreads them over both workers
             response = httpx.get(f"{server.url}/api/v1/org/", headers={"Authorization": f"jwt {client.token}"})
             assert response.status_code == 200
@@ -276,3 +282,28 @@ def test_serve_with_two_workers_replaces_dead_ones_and_counts_every_request(tmp_
     assert _workers_of(server.process.pid) == []
     # Stopping gracefully, each worker wrote what it still held: every request is counted.
     assert _request_count(url) == before + 20
+
+
+def test_counters_of_two_workers_add_up_in_the_database(database_url: str) -> None:
+    from iotile_cloud.server.counters import SharedCounter
+
+    engines = [db.make_engine(database_url) for _ in range(2)]
+    try:
+        db.migrate(engines[0])
+        first, second = (SharedCounter(engine, "test-counter", flush_interval=0.05) for engine in engines)
+        first.reset()
+        threads = [threading.Thread(target=lambda c=c: [c.add() for _ in range(500)]) for c in (first, second)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        second.close()  # a worker stopping writes what it holds
+        assert first.value == 1000  # reading adds this worker's pending count first: exact
+        first.reset(7)
+        second.add(3)
+        second.flush()
+        assert first.value == 10
+        first.close()
+    finally:
+        for engine in engines:
+            engine.dispose()

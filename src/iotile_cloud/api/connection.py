@@ -15,6 +15,7 @@ owns the retry, token refresh and error policy.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -39,6 +40,7 @@ from iotile_cloud.client._core import (
 )
 from iotile_cloud.client._requests import SessionTransport, native_response
 from iotile_cloud.errors import (
+    ApiConnectionError,
     HttpClientError,
     HttpCouldNotVerifyServerError,
     HttpNotFoundError,
@@ -116,6 +118,24 @@ class _Store(MutableMapping[str, Any]):
 
     def __repr__(self) -> str:
         return repr(dict(self))
+
+
+@contextlib.contextmanager
+def _requests_errors() -> Iterator[None]:
+    """Let ``requests``' own transport exceptions through, as 0.9.14 did.
+
+    Code written for 0.9.14 catches ``requests.exceptions.ConnectionError`` and its tests expect
+    ``requests_mock``'s ``NoMockAddress``; the core's retries have already run when this re-raises.
+    """
+    try:
+        yield
+    except ApiConnectionError as error:
+        seen: BaseException | None = error
+        while seen is not None:
+            if isinstance(seen, requests.exceptions.RequestException):
+                raise seen from error
+            seen = seen.__cause__ or seen.__context__
+        raise
 
 
 # Resources made by hand (``RestResource(base_url=..., session=...)``) share one core client per session.
@@ -224,17 +244,18 @@ class RestResource:
             client, auth = api.client, bool(self._store.get("use_token"))
         else:
             client, auth = _client_for(self._session), False
-        response = client.send(
-            method,
-            self.url(),
-            json=data,
-            params=params,
-            files=files,
-            data=form,
-            headers=headers,
-            auth=auth,
-            check=False,
-        )
+        with _requests_errors():
+            response = client.send(
+                method,
+                self.url(),
+                json=data,
+                params=params,
+                files=files,
+                data=form,
+                headers=headers,
+                auth=auth,
+                check=False,
+            )
         return native_response(response)
 
     def _check_for_errors(self, resp: Any, url: str) -> None:
@@ -338,11 +359,14 @@ class _TimeoutHTTPAdapter(HTTPAdapter):
 class Api:
     """Entry point of the 0.9.14 client: ``Api(domain).login(email=..., password=...)``.
 
-    ``session`` is the ``requests.Session`` every request goes through (``verify`` as given).
+    ``session`` is the ``requests.Session`` every request goes through (``verify`` as given: a bool
+    or a CA bundle path).
     ``timeout`` applies to every request (default: 60 s read, 10 s connect). ``retries`` is the
     number of retries of idempotent requests on connection errors, 429 and 502/503/504, with
     jittered exponential backoff; None means no retries, as in 0.9.14, and a timeout alone never
     turns retries on. ``verify=False`` disables TLS verification whatever the environment says.
+    ``auto_refresh=True`` renews a JWT shortly before it expires and once after a 401 (off by
+    default: 0.9.14 never did, and tests that fake the cloud count its requests).
     ``transport`` (an httpx transport) replaces the session, for fault-injection tests.
     """
 
@@ -353,10 +377,11 @@ class Api:
         self,
         domain: str | None = None,
         token_type: str | None = None,
-        verify: bool = True,
+        verify: bool | str = True,
         timeout: float | httpx.Timeout | None = None,
         retries: int | RetryPolicy | None = None,
         *,
+        auto_refresh: bool = False,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.domain = (domain or self.domain).rstrip("/")
@@ -376,6 +401,8 @@ class Api:
             timeout=DEFAULT_TIMEOUT if timeout is None else timeout,
             retry=policy,
             verify=verify,
+            # 0.9.14 never refreshed by itself: a 401 stays a 401 unless the caller opts in.
+            auto_refresh=auto_refresh,
             transport=transport or SessionTransport(lambda: self.session),
         )
 
@@ -414,7 +441,10 @@ class Api:
         not verify, ``ApiConnectionError`` otherwise).
         """
         try:
-            body = self.client.request("POST", "auth/login/", json={"email": email, "password": password}, auth=False)
+            with _requests_errors():
+                body = self.client.request(
+                    "POST", "auth/login/", json={"email": email, "password": password}, auth=False
+                )
         except (HttpClientError, HttpServerError) as error:
             logger.error("Login failed: %s", error)
             return False
@@ -428,7 +458,8 @@ class Api:
         return True
 
     def logout(self) -> bool:
-        response = self.client.send("POST", "auth/logout/", check=False)
+        with _requests_errors():
+            response = self.client.send("POST", "auth/logout/", check=False)
         if response.status_code == 204:
             logger.debug("Goodbye @%s", self.username)
             self.client.set_token(None)
@@ -439,12 +470,25 @@ class Api:
 
     def refresh_token(self) -> bool:
         """Swap in a fresh JWT: True; on any answer without a token, clear the token and return False."""
-        if self.client.renew_token(check=False) is None:
+        with _requests_errors():
+            renewed = self.client.renew_token(check=False)
+        if renewed is None:
             logger.error("Token refresh failed: the server answered without a token")
             self.client.set_token(None)
             return False
         logger.info("Token refreshed")
         return True
+
+    def close(self) -> None:
+        """Close the connection pools (the session's and the core client's); the Api is done after."""
+        self.client.close()
+        self.session.close()
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def __getattr__(self, item: str) -> RestResource:
         """``api.<name>``: the resource ``<base_url>/<name>/``."""

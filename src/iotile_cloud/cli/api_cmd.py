@@ -98,8 +98,8 @@ def api(
 ) -> None:
     """Call any API route and print its JSON answer.
 
-    PATH is relative to /api/v1/, for example `org/`, `device/d--0000-0000-0000-0001/`
-    or `device/claim/`; the answer is printed as it comes (JSON indented, other bodies raw).
+    PATH is relative to /api/v1/, for example `org/`, `org/<slug>/members/` or
+    `device/claim/`; the answer is printed as it comes (JSON indented, other bodies raw).
     """
     fields = parse_fields(raw, typed)
     query = parse_fields(params)

@@ -146,3 +146,4 @@ def _tour(folder: Path, keep_serving: bool) -> None:
                 while True:
                     time.sleep(3600)
         api.logout()
+        api.client.close()  # Api itself has no close() yet

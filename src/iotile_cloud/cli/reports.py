@@ -251,7 +251,10 @@ def accumulate(sources: tuple[str, ...], start: str, end: str | None, as_json: b
         client = logged_in_client(domain)
         api = Api(client.domain)
         api.set_token(client.token, client.token_type)
-        result = AccumulationReportGenerator(api).compute_sum(sources=list(sources), start=start, end=end)
+        try:
+            result = AccumulationReportGenerator(api).compute_sum(sources=list(sources), start=start, end=end)
+        finally:
+            api.client.close()  # Api itself has no close() yet
     if as_json:
         click.echo(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode())
         return

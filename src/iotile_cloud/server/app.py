@@ -152,16 +152,25 @@ def _install_handlers(app: FastAPI) -> None:
             return JSON({"detail": "Not found."}, status_code=404)
         return JSON({"detail": error.detail}, status_code=error.status_code, headers=error.headers)
 
+    async def unvalidated(request: Request, error: Exception) -> Response:
+        """A value the edge should have refused reached the database: 400, logged so it gets fixed there."""
+        if (
+            isinstance(error, sa.exc.StatementError)
+            and not isinstance(error.orig, OverflowError | sa.exc.DataError | sa.exc.IntegrityError)
+            and not isinstance(error, sa.exc.DataError | sa.exc.IntegrityError)
+        ):
+            raise error
+        log.warning("Unvalidated input on %s %s: %s", request.method, request.url.path, error)
+        return JSON({"detail": "A value is out of range or conflicts with stored data."}, status_code=400)
+
+    # Registered by type (not in the catch-all), so the connection stays usable after the answer.
+    app.add_exception_handler(OverflowError, unvalidated)
+    app.add_exception_handler(sa.exc.StatementError, unvalidated)
+
     @app.exception_handler(Exception)
     async def crash(request: Request, error: Exception) -> Response:
         if isinstance(error, ClientDisconnect):  # the client left, or BodyLimitMiddleware cut the body off
             return JSON({"detail": "Client disconnected."}, status_code=400)
-        if isinstance(error, OverflowError | sa.exc.DataError | sa.exc.IntegrityError) or isinstance(
-            getattr(error, "orig", None), OverflowError
-        ):
-            # Input validation should have refused this at the edge: answer 400, and log it to fix there.
-            log.warning("Unvalidated input on %s %s: %s", request.method, request.url.path, error)
-            return JSON({"detail": "A value is out of range or conflicts with stored data."}, status_code=400)
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 

@@ -34,6 +34,9 @@ class SharedCounter:
         self.flush_interval = flush_interval
         self._pending = 0
         self._lock = threading.Lock()
+        # Held from taking the pending amount until it is committed, so that `value` never reads
+        # the row while a background flush has taken an amount but not yet written it.
+        self._flushing = threading.Lock()
         self._wake = threading.Event()
         self._stopped = False
         self._thread: threading.Thread | None = None
@@ -48,17 +51,18 @@ class SharedCounter:
 
     def flush(self) -> None:
         """Add what this worker holds to the shared row (one short write transaction)."""
-        with self._lock:
-            amount, self._pending = self._pending, 0
-        if not amount:
-            return
-        try:
-            with self.engine.begin() as conn:
-                _add(conn, self.name, amount)
-        except Exception:
-            with self._lock:  # keep the count for the next attempt rather than lose it
-                self._pending += amount
-            raise
+        with self._flushing:
+            with self._lock:
+                amount, self._pending = self._pending, 0
+            if not amount:
+                return
+            try:
+                with self.engine.begin() as conn:
+                    _add(conn, self.name, amount)
+            except Exception:
+                with self._lock:  # keep the count for the next attempt rather than lose it
+                    self._pending += amount
+                raise
 
     @property
     def value(self) -> int:
@@ -68,11 +72,12 @@ class SharedCounter:
         return int(found or 0)
 
     def reset(self, value: int = 0) -> None:
-        with self._lock:
-            self._pending = 0
-        with self.engine.begin() as conn:
-            conn.execute(sa.delete(db.counters).where(db.counters.c.name == self.name))
-            _add(conn, self.name, value)
+        with self._flushing:
+            with self._lock:
+                self._pending = 0
+            with self.engine.begin() as conn:
+                conn.execute(sa.delete(db.counters).where(db.counters.c.name == self.name))
+                _add(conn, self.name, value)
 
     def close(self) -> None:
         """Stop the flushing thread and write what is left."""

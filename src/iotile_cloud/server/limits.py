@@ -80,7 +80,7 @@ class BodyLimitMiddleware:
             if not text.isdigit():
                 await _answer(send, APIError(400, {"detail": "Malformed Content-Length header."}))
                 return
-            if int(text) > limit:
+            if len(text) > 18 or int(text) > limit:  # (a long digit string is too large, and too long for int())
                 await _answer(send, _too_large(limit), close=True)
                 return
         seen = 0

@@ -5,10 +5,11 @@ says there is a ``next`` one (never computing a page count from ``count``) and f
 subclasses may override ``_fetch_data(**params)``. A page without ``results`` is an error, never an
 endless loop. Every request goes through the ``Api`` (its ``requests.Session``, retries, refresh).
 
-``StreamData`` picks the cheaper path for the selection's size: a selection that fits in one JSON
-page is one request; a bigger one comes as one Arrow stream from this project's server (pyarrow,
-no pandas) and is turned into the very same items, or, on any failure of that request (an older
-server, a transport error, an unexpected body, no pyarrow), is read as JSON pages.
+``StreamData`` picks the cheaper path for the selection's size, shown by a small first page: a
+selection that fits in it is one request; a big one (``columnar_min_points``) comes as one Arrow
+stream from this project's server (pyarrow, no pandas) turned into the very same items, or, on any
+failure of that request (an older server, a transport error, an unexpected body, no pyarrow), is
+read as JSON pages like a medium one.
 """
 
 from __future__ import annotations
@@ -75,11 +76,12 @@ class BaseData:
         logger.error("Fetch Data not implemented")
         return {}
 
-    def _after_first_page(
-        self, first: dict[str, Any], params: dict[str, Any], progress: ProgressCallback | None
-    ) -> list[dict[str, Any]] | None:
-        """Every item by another path once the first page showed the selection's size (None: keep paging)."""
-        return None
+    @staticmethod
+    def _results_of(raw: Any) -> list[dict[str, Any]]:
+        results = raw.get("results") if isinstance(raw, dict) else None
+        if not isinstance(results, list):
+            raise UnexpectedPageError(f"Expected a page with 'results', got {str(raw)[:200]}")
+        return results
 
     def initialize_from_server(self, *args: Any, progress: ProgressCallback | None = None, **kwargs: Any) -> None:
         """Fetch every page for ``kwargs`` (``lastn``, ``start``, ``end``, ``filter``, ...) into ``.data``."""
@@ -89,15 +91,7 @@ class BaseData:
         page = 1
         while page:
             raw = self._fetch_data(**self._get_args_dict(page, *args, **params))
-            results = raw.get("results") if isinstance(raw, dict) else None
-            if not isinstance(results, list):
-                raise UnexpectedPageError(f"Expected a page with 'results', got {str(raw)[:200]}")
-            if page == 1 and raw.get("next"):
-                items = self._after_first_page(raw, params, progress)
-                if items is not None:
-                    self.data = items
-                    return
-            self.data.extend(results)
+            self.data.extend(self._results_of(raw))
             if progress:
                 progress(len(self.data), max(int(raw.get("count") or 0), len(self.data)))
             page = page + 1 if raw.get("next") else 0
@@ -107,7 +101,7 @@ class BaseData:
 class StreamData(BaseData):
     """A stream's data with output values: the items of ``GET /stream/<slug>/data/``.
 
-    A selection bigger than ``columnar_min_points`` comes as one Arrow stream (when the server offers
+    A selection of ``columnar_min_points`` points or more comes as one Arrow stream (when the server offers
     it and pyarrow is installed): the same items, several times faster than JSON pages. Set
     ``columnar = False`` to always read JSON pages.
     """
@@ -115,6 +109,7 @@ class StreamData(BaseData):
     max_page_size = 20000
     columnar = True
     columnar_min_points = 20000
+    probe_page_size = 2000
     _stream_id: str | None = None
     _COLUMNAR_PARAMS = frozenset({"lastn", "start", "end", "streamer_id_min", "streamer_id_max", "page_size"})
 
@@ -140,20 +135,26 @@ class StreamData(BaseData):
 
     def initialize_from_server(self, *args: Any, progress: ProgressCallback | None = None, **kwargs: Any) -> None:
         lastn = kwargs.get("lastn")
-        small = lastn is not None and int(lastn) <= self.columnar_min_points
-        if self.columnar_min_points <= 0 and not small and self._columnar_possible(kwargs):
-            items = self._from_columnar(kwargs, progress)
-            if items is not None:
-                self.data = items
+        if (lastn is not None and int(lastn) <= self.columnar_min_points) or not self._columnar_possible(kwargs):
+            super().initialize_from_server(*args, progress=progress, **kwargs)
+            return
+        if self.columnar_min_points > 0:
+            # A small first page shows the selection's size: when it holds everything, done.
+            size = min(int(kwargs.get("page_size") or self.max_page_size), self.probe_page_size)
+            probe = self._fetch_data(**self._get_args_dict(1, *args, **{**kwargs, "page_size": size}))
+            if not probe.get("next"):
+                self.data = list(self._results_of(probe))
+                if progress:
+                    progress(len(self.data), len(self.data))
                 return
+            big = int(probe.get("count") or 0) >= self.columnar_min_points
+        else:
+            big = True
+        items = self._from_columnar(kwargs, progress) if big else None
+        if items is not None:
+            self.data = items
+            return
         super().initialize_from_server(*args, progress=progress, **kwargs)
-
-    def _after_first_page(
-        self, first: dict[str, Any], params: dict[str, Any], progress: ProgressCallback | None
-    ) -> list[dict[str, Any]] | None:
-        if int(first.get("count") or 0) < self.columnar_min_points or not self._columnar_possible(params):
-            return None
-        return self._from_columnar(params, progress)
 
     def _from_columnar(self, params: dict[str, Any], progress: ProgressCallback | None) -> list[dict[str, Any]] | None:
         """The items rebuilt from the Arrow stream, or None on any failure (then JSON pages)."""

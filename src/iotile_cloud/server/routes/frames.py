@@ -149,9 +149,13 @@ class _Writer:
         return self.drain()
 
 
-def _flat(request: Request, sel: Selection, fmt: str, apply_mdo: bool, extended: bool) -> Iterator[bytes]:
+def _flat(
+    request: Request, sel: Selection, fmt: str, apply_mdo: bool, extended: bool, two_columns: bool = False
+) -> Iterator[bytes]:
     value_name = "value" if sel.has_record else "int_value"
     header = ["row", value_name, "stream_slug"] + (["device_timestamp", "streamer_local_id"] if extended else [])
+    if two_columns:  # /stream/<slug>/csv/: timestamp and value only
+        header, extended = ["timestamp", value_name], False
     writer = _Writer(fmt, header)
     if sel.pks:
         for chunk in _chunks(state(request).engine, _query(request, sel.pks)):
@@ -160,7 +164,7 @@ def _flat(request: Request, sel: Selection, fmt: str, apply_mdo: bool, extended:
                     value = sel.converters[pk].output(chunk["value"][i]) if apply_mdo else chunk["value"][i]
                 else:
                     value = chunk["int_value"][i]
-                record = [iso(chunk["ts"][i]), value, sel.slugs[pk]]
+                record = [iso(chunk["ts"][i]), value] if two_columns else [iso(chunk["ts"][i]), value, sel.slugs[pk]]
                 if extended:
                     record += [chunk["device_timestamp"][i], chunk["streamer_local_id"][i]]
                 writer.write(record)
@@ -228,15 +232,17 @@ def _statistic(name: str, values: np.ndarray) -> float | int | None:
     return float(reducers[name](values))
 
 
-def frame_response(request: Request, principal: Principal, text: str, fmt: str) -> StreamingResponse:
-    """The streamed CSV or JSON answer of ``/df/?filter=...``."""
+def frame_response(
+    request: Request, principal: Principal, text: str, fmt: str, two_columns: bool = False
+) -> StreamingResponse:
+    """The streamed CSV or JSON answer of ``/df/?filter=...`` (``two_columns``: ``timestamp,value``)."""
     params = request.query_params
     flags = {name: parse_bool(params.get(name, "")) is True for name in ("apply_mdo", "extended", "pivot", "stats")}
     with state(request).read() as conn:
         sel = select_streams(conn, principal, text)
     _query(request, sel.pks)  # a bad start/end is a 400 before the answer starts
-    if flags["pivot"] and sel.has_record:
+    if flags["pivot"] and sel.has_record and not two_columns:
         body = _pivot(request, sel, fmt, flags["apply_mdo"], flags["stats"] and flags["apply_mdo"])
     else:
-        body = _flat(request, sel, fmt, flags["apply_mdo"], flags["extended"])
+        body = _flat(request, sel, fmt, flags["apply_mdo"], flags["extended"], two_columns)
     return StreamingResponse(body, media_type=MEDIA[fmt])

@@ -31,7 +31,7 @@ from iotile_cloud.server.http import (
 from iotile_cloud.server.routes import data, devices, reports
 from iotile_cloud.server.routes.device_actions import catalog_item
 from iotile_cloud.server.routes.orgs import NO_ACCESS, visible_org, visible_project
-from iotile_cloud.server.routes.streams import variable_by_slug
+from iotile_cloud.server.routes.streams import stream_by_slug, variable_by_slug
 from iotile_cloud.server.security import hash_password
 from iotile_cloud.utils.gid import int2pid
 
@@ -252,7 +252,11 @@ async def variable_type(slug: str, request: Request, principal: Principal = Depe
 
 @router.get("/stream/{slug}/csv/", summary="A stream's data as CSV (timestamp,value); ?start=, ?end=, ?apply_mdo=1")
 def stream_csv(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
-    return data.data_frame(with_query(request, filter=slug, format="csv"), principal)
+    from iotile_cloud.server.routes.frames import frame_response
+
+    with state(request).read() as conn:
+        stream_by_slug(conn, principal, slug)  # 404/403 as the stream's own route, not an empty table
+    return frame_response(request, principal, slug, "csv", two_columns=True)
 
 
 @router.get("/event/{event_id}/url/", summary="Where an event's data file is downloaded from")

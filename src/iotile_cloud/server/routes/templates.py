@@ -100,6 +100,10 @@ def _write_only_routes(prefix: str, what: str) -> None:
     def write(principal: Principal = Depends(user_only)) -> Response:
         raise _refuse_write(principal)
 
+    def write_item(item_id: str, principal: Principal = Depends(user_only)) -> Response:
+        # ``item_id`` is declared so the OpenAPI description names the path parameter.
+        raise _refuse_write(principal)
+
     router.add_api_route(f"/{prefix}/", write, methods=["POST"], summary=f"Create {what} (staff; read-only locally)")
     for method in ("GET", "DELETE"):
         router.add_api_route(
@@ -115,7 +119,7 @@ def _write_only_routes(prefix: str, what: str) -> None:
     for method in ("PUT", "PATCH"):
         router.add_api_route(
             f"/{prefix}/{{item_id}}/",
-            write,
+            write_item,
             methods=[method],
             name=f"{prefix}_item_{method.lower()}",
             summary=f"Change {what} (staff; read-only locally)",
