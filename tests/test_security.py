@@ -248,7 +248,7 @@ def test_failed_logins_are_limited_per_client_across_processes(cloud: CloudHelpe
     url = cloud.url + "/api/v1/auth/login/"
     for i in range(throttle.CLIENT_LIMIT):
         assert httpx.post(url, json={"email": f"nobody{i}@example.com", "password": "x"}).status_code == 401
-    database = str(cloud.engine.url)
+    database = cloud.engine.url.render_as_string(hide_password=False)
     with LiveServer(tmp_path / "second", database_url=database) as second:
         answer = httpx.post(second.url + "/api/v1/auth/login/", json={"email": "fresh@example.com", "password": "x"})
     assert answer.status_code == 429
