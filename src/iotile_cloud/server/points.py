@@ -280,7 +280,12 @@ def allocate_ids(conn: Connection, n: int) -> int:
     ).scalar_one_or_none()
     if top is None:  # an empty counter table (a database made by hand): start after any stored id
         start = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.segments.c.id_max), 0))).scalar_one()) + 1
-        conn.execute(sa.insert(counter).values(id=1, next_id=start + n))
+        try:
+            with conn.begin_nested():
+                conn.execute(sa.insert(counter).values(id=1, next_id=start + n))
+        except sa.exc.IntegrityError:
+            # Another writer made the row first (PostgreSQL: it waited for that commit): take a range from it.
+            return allocate_ids(conn, n)
         return start
     return int(top) - n
 
