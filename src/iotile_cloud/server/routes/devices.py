@@ -426,12 +426,15 @@ def device_streamers(slug: str, request: Request, principal: Principal = Depends
 def device_properties(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         row = readable_device(conn, principal, slug)
-        rows = conn.execute(
-            sa.select(db.properties)
-            .where(db.properties.c.target == f"d--{int2did(row.id)}")
-            .order_by(db.properties.c.name)
-        ).all()
-        return JSON([serialize.prop(r, with_target=False) for r in rows])
+        return JSON(properties_of(conn, f"d--{int2did(row.id)}"))
+
+
+def properties_of(conn: Connection, target: str) -> list[dict[str, Any]]:
+    """A target's properties by name, as the ``properties/`` sub-routes list them."""
+    rows = conn.execute(
+        sa.select(db.properties).where(db.properties.c.target == target).order_by(db.properties.c.name)
+    ).all()
+    return [serialize.prop(r, with_target=False) for r in rows]
 
 
 @router.post(

@@ -216,12 +216,7 @@ def org_devices(slug: str, request: Request, principal: Principal = Depends(user
 def project_properties(project_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
         project = visible_project(conn, principal, project_id)
-        rows = conn.execute(
-            sa.select(db.properties)
-            .where(db.properties.c.target == f"p--{int2pid(project.gid)}")
-            .order_by(db.properties.c.name)
-        ).all()
-        return JSON([serialize.prop(r, with_target=False) for r in rows])
+        return JSON(devices.properties_of(conn, f"p--{int2pid(project.gid)}"))
 
 
 @router.post(
