@@ -23,7 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from iotile_cloud.server import db
+from iotile_cloud.server import db, rollups
 from iotile_cloud.wire import STATUSES, TYPES
 
 # -- flags: one byte per point -----------------------------------------------------------------------
@@ -300,6 +300,7 @@ def segment_fields(points: Points) -> dict[str, Any]:
         "sid_max": int(points.streamer_local_id.max()),
         "count": len(points),
         "payload": encode(points),
+        "rollup": rollups.summarise(points.ts, points.value, points.nulls(VALUE_NULL)),
     }
 
 
@@ -610,25 +611,63 @@ class Selection:
     def all(self) -> Points:
         return Points.concat_or_empty(list(self.chunks()))
 
-    def buckets(self, first: int, size: int, width: int) -> tuple[np.ndarray, ...]:
+    def buckets(self, first: int, size: int, width: int, *, from_rollups: bool = False) -> tuple[np.ndarray, ...]:
         """Reduce the selection to ``width`` time buckets of ``size`` microseconds from ``first``:
         per non-empty bucket its index, first time, minimum and maximum value (NaN when all its
-        values are null) and point count. One pass, a chunk at a time."""
-        times = np.full(width, np.iinfo(np.int64).max, dtype=np.int64)
-        lows, highs = np.full(width, np.inf), np.full(width, -np.inf)
-        counts = np.zeros(width, dtype=np.int64)
-        for chunk in self.chunks(FETCH_SEGMENTS * SMALL_SEGMENT):
-            index = np.clip((chunk.ts - first) // size, 0, width - 1)
-            counts += np.bincount(index, minlength=width)
-            np.minimum.at(times, index, chunk.ts)
-            valued = ~chunk.nulls(VALUE_NULL)
-            np.minimum.at(lows, index[valued], chunk.value[valued])
-            np.maximum.at(highs, index[valued], chunk.value[valued])
-        used = np.flatnonzero(counts)
-        lows, highs = lows[used], highs[used]
-        empty = np.isinf(lows)
-        lows[empty] = highs[empty] = np.nan
-        return used, times[used], lows, highs, counts[used]
+        values are null) and point count. With ``from_rollups``, the segments wholly selected whose
+        rollup level fits the grid are combined from their rollups instead of decoded
+        (``rollups.py``); the rest are decoded a chunk at a time. Exact either way."""
+        grid = rollups.Grid(first, size, width)
+        rest = self._add_rollups(grid) if from_rollups else self
+        for chunk in rest.chunks(FETCH_SEGMENTS * SMALL_SEGMENT):
+            grid.add_points(chunk.ts, chunk.value, chunk.nulls(VALUE_NULL))
+        return grid.result()
+
+    def _add_rollups(self, grid: rollups.Grid) -> Selection:
+        """Add the rollups of the segments no bound or ``lastn`` cuts to ``grid`` (read from the
+        ``rollup`` column alone); the selection of the segments left to decode."""
+        wanted = [
+            s.id
+            for g in self.groups
+            if not g.skip and g.decoded is None  # a group decoded for counting costs nothing more
+            for s in g.segments
+            if self.query.covers(s)
+        ]
+        table = db.segments
+        found: dict[int, tuple[int, rollups.Buckets]] = {}
+        for i in range(0, len(wanted), rollups.FETCH):
+            query = sa.select(table.c.id, table.c.rollup).where(table.c.id.in_(wanted[i : i + rollups.FETCH]))
+            for segment_id, blob in self.conn.execute(query):
+                kept = rollups.read(blob) if blob is not None else None
+                if kept is not None and grid.fits(kept[0]):
+                    found[segment_id] = kept
+        in_order = [found[i] for i in wanted if i in found]  # time order: the grid's combine rarely sorts
+        if in_order:
+            grid.add_rollups(
+                np.concatenate([entries.index * level for level, entries in in_order]),
+                rollups.Buckets.concat([entries for _, entries in in_order]),
+            )
+        rest = Selection(self.conn, self.query)
+        for group in self.groups:
+            left = [s for s in group.segments if s.id not in found]
+            if len(left) == len(group.segments):
+                rest.groups.append(group)
+            else:  # what is left of a group is decoded segment by segment: buckets need no order
+                rest.groups += [_Group([s], self.query.covers(s), s.ts_max) for s in left]
+        return rest
+
+    def time_bounds(self) -> tuple[int, int] | None:
+        """The times of the selection's first and last points (None when it is empty), from segment
+        metadata when the groups at either end are wholly selected."""
+        ends = [next((g for g in groups if self._size(g)), None) for groups in (self.groups, reversed(self.groups))]
+        if ends[0] is None or ends[1] is None:
+            return None
+        return self._edge_time(ends[0], 0), self._edge_time(ends[1], -1)
+
+    def _edge_time(self, group: _Group, end: int) -> int:
+        if group.covered and not group.skip:
+            return int(group.segments[0].ts_min if end == 0 else group.ts_max)
+        return int(self._points(group).ts[group.skip if end == 0 else -1])
 
 
 def newer(conn: Connection, stream_pk: int, after: int, limit: int) -> Points:

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from iotile_cloud.server import db, model, points
+from iotile_cloud.server import db, model, points, rollups
 from iotile_cloud.server.context import Principal, current_user, state
 from iotile_cloud.server.http import JSON, APIError
 from iotile_cloud.server.routes.data import point_query
@@ -28,6 +28,7 @@ from iotile_cloud.utils.basic import iso_from_micros
 router = APIRouter()
 
 MAX_WIDTH = 4000
+ROLLUP_ABOVE = 100_000  # points in a range above which the plot is drawn from segment rollups
 LIVE_POLL_SECONDS = 1.0
 LIVE_HEARTBEAT_SECONDS = 15.0
 LIVE_MAX_SECONDS = 300.0  # then the stream ends and EventSource reconnects with Last-Event-ID
@@ -64,7 +65,10 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
 
     When the range holds no more than ``2 * width`` points they come back one by one
     (``mode: "raw"``); otherwise each bucket carries the time of its first point, its minimum and
-    maximum value and its point count (``mode: "buckets"``). Values are in the output unit.
+    maximum value and its point count (``mode: "buckets"``), the buckets being ``bucket_ms`` wide
+    from ``grid_start``. Above ``ROLLUP_ABOVE`` points the grid snaps to whole minutes, hours or
+    days so that the segments' stored rollups fill it without decoding their points. Values are in
+    the output unit.
     """
     width = _int_param(request, "width", 1000, 10, MAX_WIDTH)
     with state(request).read() as conn:
@@ -72,17 +76,17 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
         conv = model.converter(conn, stream)
         selection = points.select(conn, point_query(request, [stream.pk]))
         count = selection.count()
-        first = int(selection.page(0, 1).ts[0]) if count else None
-        last = int(selection.page(count - 1, 1).ts[0]) if count else None
+        bounds = selection.time_bounds()
         body: dict[str, Any] = {
             "stream": stream.slug,
             "unit": stream.output_unit or "",
             "width": width,
-            "first": db.iso(first),
-            "last": db.iso(last),
+            "first": db.iso(bounds[0]) if bounds else None,
+            "last": db.iso(bounds[1]) if bounds else None,
         }
-        if first is None or last is None:
+        if bounds is None:
             return JSON({**body, "mode": "raw", "count": 0, "t": [], "min": [], "max": [], "n": []})
+        first, last = bounds
         if count <= 2 * width:
             stored = selection.all().as_lists()
             values = _to_output(conv, stored["value"])
@@ -97,8 +101,14 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
                     "n": [1] * count,
                 }
             )
-        size = max(1, -(-(last - first + 1) // width))  # ceiling: the last point falls in bucket width-1
-        _, times, lows_found, highs_found, counts_found = selection.buckets(first, size, width)
+        # Many points: a grid the segments' rollups fill, read instead of the points (exact too).
+        snapped = rollups.snap(first, last, width) if count > ROLLUP_ABOVE else None
+        if snapped is None:
+            grid_start, size = first, max(1, -(-(last - first + 1) // width))  # ceiling: last in bucket width-1
+        else:
+            grid_start, size = snapped
+        reduced = selection.buckets(grid_start, size, width, from_rollups=snapped is not None)
+        _, times, lows_found, highs_found, counts_found = reduced
     lows = _to_output(conv, _floats_or_none(lows_found))
     highs = _to_output(conv, _floats_or_none(highs_found))
     if conv.output_mdo is not None and conv.output_mdo.m / conv.output_mdo.d < 0:
@@ -108,6 +118,8 @@ def stream_plot(slug: str, request: Request, principal: Principal = Depends(curr
         {
             **body,
             "mode": "buckets",
+            "grid_start": db.iso(grid_start),
+            "bucket_ms": size / 1000,
             "count": sum(counts),
             "t": (times // 1000).tolist(),
             "min": lows,

@@ -90,7 +90,9 @@ def upgrade() -> None:
         moved = points.from_rows([row._asdict() for row in rows])
         for start in range(0, len(moved), points.MAX_SEGMENT):
             part = moved.take(slice(start, start + points.MAX_SEGMENT))
-            conn.execute(sa.insert(segments).values(stream_pk=pk, **points.segment_fields(part)))
+            fields = points.segment_fields(part)
+            fields.pop("rollup", None)  # a later column (revision "rollup" fills it)
+            conn.execute(sa.insert(segments).values(stream_pk=pk, **fields))
     top = conn.execute(sa.select(sa.func.coalesce(sa.func.max(data.c.id), 0))).scalar_one()
     conn.execute(sa.insert(counter).values(id=1, next_id=int(top) + 1))
 
