@@ -28,7 +28,7 @@ from iotile_cloud.utils.basic import iso_from_micros
 router = APIRouter()
 
 MAX_WIDTH = 4000
-ROLLUP_ABOVE = 100_000  # points in a range above which the plot is drawn from segment rollups
+ROLLUP_ABOVE = 50_000  # points in a range above which the plot is drawn from segment rollups
 LIVE_POLL_SECONDS = 1.0
 LIVE_HEARTBEAT_SECONDS = 15.0
 LIVE_MAX_SECONDS = 300.0  # then the stream ends and EventSource reconnects with Last-Event-ID
