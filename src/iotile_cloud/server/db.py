@@ -170,8 +170,9 @@ segments = sa.Table(
     sa.Column("sid_min", sa.BigInteger, nullable=False),
     sa.Column("sid_max", sa.BigInteger, nullable=False),
     sa.Column("count", sa.Integer, nullable=False),
-    sa.Column("payload", sa.LargeBinary, nullable=False),
+    # Before the payload: SQLite reads a row's columns in order (docs/storage.md).
     sa.Column("rollup", sa.LargeBinary, nullable=True),  # per-bucket aggregates (rollups.py); NULL: not made yet
+    sa.Column("payload", sa.LargeBinary, nullable=False),
     sa.Index("ix_segments_stream_ts", "stream_pk", "ts_min"),
     sa.Index("ix_segments_stream_ts_max", "stream_pk", "ts_max"),
     sa.Index("ix_segments_id", "id_min", "id_max"),

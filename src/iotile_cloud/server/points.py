@@ -633,11 +633,9 @@ class Selection:
             for s in g.segments
             if self.query.covers(s)
         ]
-        table = db.segments
         found: dict[int, tuple[int, rollups.Buckets]] = {}
         for i in range(0, len(wanted), rollups.FETCH):
-            query = sa.select(table.c.id, table.c.rollup).where(table.c.id.in_(wanted[i : i + rollups.FETCH]))
-            for segment_id, blob in self.conn.execute(query):
+            for segment_id, blob in _rollup_blobs(self.conn, wanted[i : i + rollups.FETCH]):
                 kept = rollups.read(blob) if blob is not None else None
                 if kept is not None and grid.fits(kept[0]):
                     found[segment_id] = kept
@@ -668,6 +666,18 @@ class Selection:
         if group.covered and not group.skip:
             return int(group.segments[0].ts_min if end == 0 else group.ts_max)
         return int(self._points(group).ts[group.skip if end == 0 else -1])
+
+
+def _rollup_blobs(conn: Connection, ids: list[int]) -> Sequence[Any]:
+    """(id, rollup) of segments. psycopg reads them in the binary protocol: as text a bytea is hex,
+    twice the bytes to send and to decode (2-3x slower for the rollups of a 10M-point stream)."""
+    if conn.dialect.driver == "psycopg":
+        with conn.connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
+            cursor.execute("SELECT id, rollup FROM segments WHERE id = ANY(%s)", (ids,))
+            rows: list[Any] = cursor.fetchall()
+            return rows
+    table = db.segments
+    return conn.execute(sa.select(table.c.id, table.c.rollup).where(table.c.id.in_(ids))).all()
 
 
 def newer(conn: Connection, stream_pk: int, after: int, limit: int) -> Points:

@@ -26,14 +26,18 @@ LEVELS = (MINUTE_US, 60 * MINUTE_US, 1440 * MINUTE_US)
 # levels would only make a read combine fewer entries, not fetch fewer bytes: the blob is read whole
 # and its finest level dominates it). A sparser segment keeps none and is decoded when plotted.
 REDUCTION = 8
-SCAN = 4  # a level spanning more than SCAN buckets a point is not searched
+SCAN = 2  # a level is searched only when it spans at most 1/SCAN as many buckets as there are points
 # A grid snaps to the coarsest level that costs it at most a fifth of its buckets.
 SNAP_SLACK = 1.25
 FETCH = 512  # segment rollups read in one query
 
+# The blob: magic, level (µs; 0: none kept), bucket count n, first bucket number, whether the bucket
+# numbers are consecutive (then they are not stored), then the columns: bucket number steps (n - 1
+# u32, unless consecutive), first timestamps as offsets into their buckets (u32, i64 for days), min
+# and max (n f64 each), counts (n u32). About 28 bytes a bucket.
 MAGIC = b"R1"
-_HEADER = struct.Struct("<2sqI")  # magic, level (µs; 0: none kept), number of buckets
-_COLUMNS = ("index", "first", "low", "high", "count")  # then n int64 each (min and max as float64 bits)
+_HEADER = struct.Struct("<2sqIqB")
+_COLUMNS = ("index", "first", "low", "high", "count")
 
 
 @dataclass(frozen=True)
@@ -101,7 +105,7 @@ def summarise(ts: np.ndarray, values: np.ndarray, value_null: np.ndarray) -> byt
             break
         low_key, high_key = int(ts[0]) // level, int(ts[-1]) // level
         spanned = high_key - low_key + 1
-        if spanned > SCAN * n:
+        if spanned * SCAN > n:
             continue  # sparse at this level: searching every bucket would cost more than it saves
         keys = np.arange(low_key, high_key + 2)  # and the end of the last bucket
         bounds = ts.searchsorted(keys * level)
@@ -116,21 +120,46 @@ def summarise(ts: np.ndarray, values: np.ndarray, value_null: np.ndarray) -> byt
             lows, highs = np.fmin.reduceat(values, starts), np.fmax.reduceat(values, starts)
         else:
             lows, highs = np.minimum.reduceat(values, starts), np.maximum.reduceat(values, starts)
-        columns = (keys, ts[starts], lows.view(np.int64), highs.view(np.int64), counts)
-        return _HEADER.pack(MAGIC, level, len(keys)) + np.concatenate(columns).astype("<i8", copy=False).tobytes()
-    return _HEADER.pack(MAGIC, 0, 0)
+        first_key, n_keys = int(keys[0]), len(keys)
+        consecutive = int(keys[-1]) - first_key == n_keys - 1
+        return b"".join(
+            (
+                _HEADER.pack(MAGIC, level, n_keys, first_key, consecutive),
+                b"" if consecutive else np.diff(keys).astype("<u4").tobytes(),
+                (ts[starts] - keys * level).astype(_offsets(level)).tobytes(),
+                np.concatenate((lows, highs)).astype("<f8", copy=False).tobytes(),
+                counts.astype("<u4").tobytes(),
+            )
+        )
+    return _HEADER.pack(MAGIC, 0, 0, 0, True)
+
+
+def _offsets(level: int) -> str:
+    return "<u4" if level < 1 << 32 else "<i8"
 
 
 def read(blob: bytes) -> tuple[int, Buckets] | None:
     """A rollup blob's level and entries, or None when the segment keeps no level."""
-    magic, level, n = _HEADER.unpack_from(blob)
+    magic, level, n, first_key, consecutive = _HEADER.unpack_from(blob)
     if magic != MAGIC:
         raise ValueError("not a segment rollup")
     if not level:
         return None
-    data = np.frombuffer(blob, dtype="<i8", count=5 * n, offset=_HEADER.size).astype(np.int64, copy=False)
-    index, first, low, high, count = (data[i * n : (i + 1) * n] for i in range(5))
-    return level, Buckets(index, first, low.view(np.float64), high.view(np.float64), count)
+    at = _HEADER.size
+
+    def column(dtype: str, count: int) -> np.ndarray:
+        nonlocal at
+        values = np.frombuffer(blob, dtype=dtype, count=count, offset=at)
+        at += values.nbytes
+        return values
+
+    if consecutive:
+        index = np.arange(first_key, first_key + n, dtype=np.int64)
+    else:
+        index = np.concatenate(([0], np.cumsum(column("<u4", n - 1), dtype=np.int64))) + first_key
+    first = column(_offsets(level), n) + index * level
+    bounds = column("<f8", 2 * n).astype(np.float64, copy=False)
+    return level, Buckets(index, first, bounds[:n], bounds[n:], column("<u4", n).astype(np.int64))
 
 
 def snap(first: int, last: int, width: int) -> tuple[int, int] | None:
