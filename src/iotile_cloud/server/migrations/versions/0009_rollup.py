@@ -10,8 +10,6 @@ Existing segments get their rollup computed from their payload, a few hundred se
 
 from __future__ import annotations
 
-from typing import Literal
-
 import sqlalchemy as sa
 from alembic import op
 
@@ -30,9 +28,12 @@ def upgrade() -> None:
     # SQLite keeps a row's columns in order and reaches a column behind a large value by walking that
     # value's overflow pages: the rollup goes before the payload (the table is rebuilt once), so the
     # plot reads it without touching the payload. PostgreSQL stores large values apart (TOAST).
-    recreate: Literal["always", "auto"] = "always" if conn.dialect.name == "sqlite" else "auto"
-    with op.batch_alter_table("segments", schema=None, recreate=recreate) as batch_op:
-        batch_op.add_column(sa.Column("rollup", sa.LargeBinary(), nullable=True), insert_before="payload")
+    column = sa.Column("rollup", sa.LargeBinary(), nullable=True)
+    if conn.dialect.name == "sqlite":
+        with op.batch_alter_table("segments", schema=None, recreate="always") as batch_op:
+            batch_op.add_column(column, insert_before="payload")
+    else:
+        op.add_column("segments", column)
 
     segments = sa.table("segments", sa.column("id"), sa.column("stream_pk"), sa.column("payload"), sa.column("rollup"))
     after = -1
