@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from iotile_cloud.server import db, model, points, rollups
 from iotile_cloud.server.console import feeds
@@ -122,9 +123,11 @@ def test_migration_fills_the_rollups_of_existing_segments(tmp_path: Path) -> Non
             stream_pk = _bare_stream(conn)
             for n, step in ((70_000, 3 * SECOND), (3000, 3 * SECOND), (10, 2 * 86_400 * SECOND)):
                 ts = T0 + np.cumsum(rng.integers(1, step, n))
-                points.append_batch(conn, _batch(stream_pk, ts, rng.normal(0, 1, n), rng.random(n) < 0.1), merge=False)
+                points.append_batch(conn, _batch(stream_pk, ts, rng.normal(0, 1, n), rng.random(n) < 0.1))
         with engine.begin() as conn:
-            command.downgrade(_config(conn), "store")
+            before = ScriptDirectory.from_config(_config(conn)).get_revision("rollup").down_revision
+            assert isinstance(before, str)
+            command.downgrade(_config(conn), before)
             assert "rollup" not in {c["name"] for c in sa.inspect(conn).get_columns("segments")}
         db.migrate(engine)
         with engine.begin() as conn:
