@@ -9,8 +9,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import orjson
@@ -33,6 +35,8 @@ LIVE_POLL_SECONDS = 1.0
 LIVE_HEARTBEAT_SECONDS = 15.0
 LIVE_MAX_SECONDS = 300.0  # then the stream ends and EventSource reconnects with Last-Event-ID
 LIVE_BATCH = 1000
+PARQUET_ROW_GROUP = 131_072  # points a Parquet row group holds at least (whole segment groups)
+LIVE_LATE_SECONDS = 10.0  # how long after taking its ids a writer is assumed to have committed
 
 
 def _int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
@@ -134,12 +138,40 @@ def _floats_or_none(values: Any) -> list[float | None]:
     return [None if v != v else v for v in values.tolist()]
 
 
-def _newer_rows(request: Request, stream_pk: int, after: int) -> list[tuple[Any, ...]]:
+class _Sent:
+    """What a live response has sent. Ids are taken in order but committed in any order, so a
+    transaction that took a lower id may commit after a higher one was sent. Polls therefore ask
+    from ``floor``, below the ids sent in the last LIVE_LATE_SECONDS (remembered, and skipped).
+    Once a batch of ids is that old, every lower id has been committed or never will be (its
+    transaction took it before, and commits within that time): the floor moves up to them."""
+
+    def __init__(self, after: int) -> None:
+        self.floor = self.highest = after
+        self.batches: deque[tuple[float, list[int]]] = deque()  # (poll time, ids sent), oldest first
+        self.ids: set[int] = set()
+
+    def fresh(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        return [row for row in rows if row[0] not in self.ids][:LIVE_BATCH]
+
+    def add(self, polled_at: float, ids: list[int]) -> None:
+        self.batches.append((polled_at, ids))
+        self.ids.update(ids)
+        self.highest = max(self.highest, *ids)
+
+    def settle(self, polled_at: float) -> None:
+        """After a poll that started at ``polled_at``: batches sent long enough before it raise the floor."""
+        while self.batches and polled_at - self.batches[0][0] > LIVE_LATE_SECONDS:
+            _, ids = self.batches.popleft()
+            self.floor = max(self.floor, *ids)
+            self.ids.difference_update(ids)
+
+
+def _newer_rows(request: Request, stream_pk: int, sent: _Sent) -> list[tuple[Any, ...]]:
+    """Points above the floor not sent yet, in id order (at most LIVE_BATCH)."""
     with state(request).read() as conn:
-        found = points.newer(conn, stream_pk, after, LIVE_BATCH).as_lists()
-    return list(
-        zip(found["id"], found["ts"], found["value"], found["int_value"], found["streamer_local_id"], strict=True)
-    )
+        found = points.newer(conn, stream_pk, sent.floor, LIVE_BATCH + len(sent.ids)).as_lists()
+    rows = zip(found["id"], found["ts"], found["value"], found["int_value"], found["streamer_local_id"], strict=True)
+    return sent.fresh(list(rows))
 
 
 def _newest_id(request: Request, stream_pk: int) -> int:
@@ -153,9 +185,11 @@ def _newest_id(request: Request, stream_pk: int) -> int:
     response_class=StreamingResponse,
 )
 async def stream_live(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
-    """Each event is ``event: data`` with ``id: <point id>`` and a JSON list of points
-    ``{id, timestamp, value, output_value, int_value, streamer_local_id}``. Points after
-    ``Last-Event-ID`` (or ``?after=<id>``) come first; with neither, only points stored from now on.
+    """Each event is ``event: data`` with ``id: <highest point id sent>`` and a JSON list of points
+    ``{id, timestamp, value, output_value, int_value, streamer_local_id}``, each point once, in id
+    order within an event; a point whose writer committed late (a lower id after a higher one was
+    sent) comes in a later event. Points after ``Last-Event-ID`` (or ``?after=<id>``) come first;
+    with neither, only points stored from now on.
     ``?timeout=`` (seconds, at most 300) ends the response early; clients reconnect as they wish.
     """
     timeout = _int_param(request, "timeout", int(LIVE_MAX_SECONDS), 1, int(LIVE_MAX_SECONDS))
@@ -176,13 +210,15 @@ async def stream_live(slug: str, request: Request, principal: Principal = Depend
         after = await run_in_threadpool(_newest_id, request, stream.pk)
 
     async def events() -> AsyncIterator[bytes]:
-        nonlocal after
+        sent = _Sent(after)
         started = quiet_since = time.monotonic()
         yield b"retry: 2000\n\n"
         while time.monotonic() - started < timeout and not await request.is_disconnected():
-            rows = await run_in_threadpool(_newer_rows, request, stream.pk, after)
+            polled_at = time.monotonic()
+            rows = await run_in_threadpool(_newer_rows, request, stream.pk, sent)
+            sent.settle(polled_at)
             if rows:
-                after = int(rows[-1][0])
+                sent.add(polled_at, [int(r[0]) for r in rows])
                 outputs = conv.outputs([r[2] for r in rows])
                 items = [
                     {
@@ -195,7 +231,7 @@ async def stream_live(slug: str, request: Request, principal: Principal = Depend
                     }
                     for r, stamp, out in zip(rows, iso_from_micros([r[1] for r in rows]), outputs, strict=True)
                 ]
-                yield b"id: %d\nevent: data\ndata: " % after + orjson.dumps(items) + b"\n\n"
+                yield b"id: %d\nevent: data\ndata: " % sent.highest + orjson.dumps(items) + b"\n\n"
                 quiet_since = time.monotonic()
                 if len(rows) == LIVE_BATCH:
                     continue
@@ -214,31 +250,47 @@ async def stream_live(slug: str, request: Request, principal: Principal = Depend
 @router.get(
     "/stream/{slug}/parquet/",
     summary="A stream's data as a Parquet file (the columns of the Arrow stream of /df/)",
-    response_class=Response,
+    response_class=StreamingResponse,
 )
 async def stream_parquet(slug: str, request: Request, principal: Principal = Depends(current_user)) -> Response:
-    """The ``/df/?format=arrow`` selection (``start``, ``end``, ``lastn`` apply) written as Parquet.
-    The file is built in memory: meant for what a person downloads, not for bulk transfer."""
+    """The ``/df/?format=arrow`` selection (``start``, ``end``, ``lastn`` apply) written as Parquet,
+    streamed: one row group per PARQUET_ROW_GROUP points or so, written and sent as the selection
+    is decoded, so the server holds one row group at a time whatever the size of the download."""
     # columnar first (unsorted on purpose): without pyarrow its import answers 406 naming the extra.
-    import io  # noqa: I001
+    from iotile_cloud.server import columnar  # noqa: I001
 
-    from iotile_cloud.server import columnar
-
+    import numpy as np
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    def checked() -> StreamingResponse:
-        with state(request).read() as conn:
-            stream = stream_by_slug(conn, principal, slug)
-        return columnar.arrow_response(request, principal, stream.slug)
+    # One read transaction serves the permission check and the whole body (as the Arrow stream's).
+    transaction = contextlib.ExitStack()
 
-    arrow = await run_in_threadpool(checked)
-    chunks = [chunk async for chunk in arrow.body_iterator]
-    table = pa.ipc.open_stream(b"".join(c if isinstance(c, bytes) else str(c).encode() for c in chunks)).read_all()
-    out = io.BytesIO()
-    pq.write_table(table, out)
-    return Response(
-        out.getvalue(),
+    def plan() -> tuple[Any, Any, points.Selection]:
+        conn = transaction.enter_context(state(request).read())
+        stream = stream_by_slug(conn, principal, slug)
+        return stream, model.converter(conn, stream).output_mdo, points.select(conn, point_query(request, [stream.pk]))
+
+    try:
+        stream, output_mdo, selection = await run_in_threadpool(plan)
+    except BaseException:
+        transaction.close()
+        raise
+    slugs = pa.array([stream.slug], pa.string())
+    index_of_pk = np.zeros(stream.pk + 1, dtype=np.int32)
+
+    def generate() -> Iterator[bytes]:
+        with transaction:
+            sink = columnar._Chunks()
+            writer = pq.ParquetWriter(pa.PythonFile(sink, mode="w"), columnar.SCHEMA)
+            for chunk in selection.chunks(PARQUET_ROW_GROUP):
+                writer.write_batch(columnar._batch(chunk, slugs, index_of_pk, [output_mdo]))
+                yield sink.drain()
+            writer.close()
+            yield sink.drain()
+
+    return StreamingResponse(
+        generate(),
         media_type="application/vnd.apache.parquet",
-        headers={"Content-Disposition": f'attachment; filename="{slug}.parquet"'},
+        headers={"Content-Disposition": f'attachment; filename="{stream.slug}.parquet"'},
     )
