@@ -19,7 +19,7 @@ from iotile_cloud.server import db, points
 from iotile_cloud.testing.cloud import CloudHelper
 
 from .conftest import USER
-from .test_migrations import _config
+from .test_migrations import _config, rebuild_schema
 
 DAY_US = 86_400_000_000
 
@@ -340,15 +340,7 @@ def test_migration_moves_rows_into_segments_and_back(tmp_path: Path) -> None:
         assert len(back) == n + 1
         assert all(back[r["id"]] == r for r in rows)
     finally:
-        with engine.begin() as conn:
-            # Emptied first: on SQLite, later revisions' downgrades rebuild tables these rows reference.
-            present = set(sa.inspect(conn).get_table_names())
-            for table in ("data", "segments", "streams", "variables", "projects", "orgs", "users"):
-                if table in present:
-                    conn.execute(sa.delete(sa.table(table)))
-        with engine.begin() as conn:
-            command.downgrade(_config(conn), "base")
-        db.migrate(engine)
+        rebuild_schema(engine)
         engine.dispose()
 
 

@@ -28,7 +28,7 @@ from iotile_cloud.testing.cloud import CloudHelper
 
 from .conftest import USER
 from .test_console import fleet, signed_in  # noqa: F401  (fleet: a fixture)
-from .test_migrations import _config
+from .test_migrations import _config, rebuild_schema
 
 T0 = 1_700_000_000_000_000
 SECOND = 1_000_000
@@ -138,14 +138,7 @@ def test_migration_fills_the_rollups_of_existing_segments(tmp_path: Path) -> Non
                 assert segment.rollup == rollups.summarise(decoded.ts, decoded.value, decoded.nulls(points.VALUE_NULL))
             assert sum(rollups.read(s.rollup) is not None for s in stored) == 3  # 10 points in 20 days: no level pays
     finally:
-        with engine.begin() as conn:
-            present = set(sa.inspect(conn).get_table_names())
-            for table in ("segments", "streams", "variables", "projects", "orgs", "users"):
-                if table in present:
-                    conn.execute(sa.delete(sa.table(table)))
-        with engine.begin() as conn:
-            command.downgrade(_config(conn), "base")
-        db.migrate(engine)
+        rebuild_schema(engine)
         engine.dispose()
 
 
