@@ -5,11 +5,11 @@ says there is a ``next`` one (never computing a page count from ``count``) and f
 subclasses may override ``_fetch_data(**params)``. A page without ``results`` is an error, never an
 endless loop. Every request goes through the ``Api`` (its ``requests.Session``, retries, refresh).
 
-``StreamData`` picks the cheaper path for the selection's size, shown by a small first page: a
-selection that fits in it is one request; a big one (``columnar_min_points``) comes as one Arrow
-stream from this project's server (pyarrow, no pandas) turned into the very same items, or, on any
-failure of that request (an older server, a transport error, an unexpected body, no pyarrow), is
-read as JSON pages like a medium one.
+``StreamData`` picks the cheaper path for the selection's size: pages asked for as columns (one
+list per field, up to 100,000 points a page; no pyarrow, no object per point on the server), and
+for a big selection, shown by the first page, one Arrow stream from this project's server (pyarrow,
+no pandas), turned into the very same items. A server that answers the usual item pages is read as
+it answers; any failure of the Arrow request falls back to the pages.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import dateutil.parser
 
 from iotile_cloud.api.connection import Api
 from iotile_cloud.errors import RestBaseException
+from iotile_cloud.wire import COLUMN_PAGE_SIZE, COLUMNS_MEDIA_TYPE, ITEM_FIELDS
 
 # With the names 0.9.14 exposed (it had no __all__, so ``import *`` brought them all).
 __all__ = [
@@ -101,15 +102,16 @@ class BaseData:
 class StreamData(BaseData):
     """A stream's data with output values: the items of ``GET /stream/<slug>/data/``.
 
-    A selection of ``columnar_min_points`` points or more comes as one Arrow stream (when the server offers
-    it and pyarrow is installed): the same items, several times faster than JSON pages. Set
-    ``columnar = False`` to always read JSON pages.
+    By default the pages come as columns (``wire.COLUMNS_MEDIA_TYPE``: one list per field, up to
+    100,000 points a page, turned back into the very same items), and a selection of
+    ``columnar_min_points`` points or more as one Arrow stream when pyarrow is installed (0: always).
+    A server that answers the usual item pages is read as it answers. ``columnar = False`` reads
+    item pages only, through ``_fetch_data`` (as does a subclass that overrides ``_fetch_data``).
     """
 
     max_page_size = 20000
     columnar = True
-    columnar_min_points = 20000
-    probe_page_size = 2000
+    columnar_min_points = 400_000
     _stream_id: str | None = None
     _COLUMNAR_PARAMS = frozenset({"lastn", "start", "end", "streamer_id_min", "streamer_id_max", "page_size"})
 
@@ -125,36 +127,79 @@ class StreamData(BaseData):
         page: dict[str, Any] = self._api.stream(self._stream_id).data.get(**kwargs)
         return page
 
-    def _columnar_possible(self, params: dict[str, Any]) -> bool:
+    def _fast_paths(self, params: dict[str, Any]) -> bool:
         return (
             self.columnar
             and set(params) <= self._COLUMNAR_PARAMS
             and hasattr(self._api, "client")
-            and importlib.util.find_spec("pyarrow") is not None
+            and type(self)._fetch_data is StreamData._fetch_data
         )
 
+    def _arrow_possible(self, params: dict[str, Any]) -> bool:
+        lastn = params.get("lastn")
+        small = lastn is not None and int(lastn) < self.columnar_min_points
+        return not small and importlib.util.find_spec("pyarrow") is not None
+
     def initialize_from_server(self, *args: Any, progress: ProgressCallback | None = None, **kwargs: Any) -> None:
-        lastn = kwargs.get("lastn")
-        if (lastn is not None and int(lastn) <= self.columnar_min_points) or not self._columnar_possible(kwargs):
+        if not self._fast_paths(kwargs):
             super().initialize_from_server(*args, progress=progress, **kwargs)
             return
-        if self.columnar_min_points > 0:
-            # A small first page shows the selection's size: when it holds everything, done.
-            size = min(int(kwargs.get("page_size") or self.max_page_size), self.probe_page_size)
-            probe = self._fetch_data(**self._get_args_dict(1, *args, **{**kwargs, "page_size": size}))
-            if not probe.get("next"):
-                self.data = list(self._results_of(probe))
-                if progress:
-                    progress(len(self.data), len(self.data))
+        params = {k: v for k, v in kwargs.items() if v is not None}
+        if self.columnar_min_points <= 0 and self._arrow_possible(params):
+            items = self._from_columnar(params, progress)
+            if items is not None:
+                self.data = items
                 return
-            big = int(probe.get("count") or 0) >= self.columnar_min_points
-        else:
-            big = True
-        items = self._from_columnar(kwargs, progress) if big else None
-        if items is not None:
-            self.data = items
-            return
-        super().initialize_from_server(*args, progress=progress, **kwargs)
+        self.data = []
+        page = 1
+        while page:
+            body = self._columns_page(params, page)
+            self.data.extend(body["items"])
+            count = max(int(body.get("count") or 0), len(self.data))
+            if progress:
+                progress(len(self.data), count)
+            if page == 1 and body.get("next") and count >= self.columnar_min_points > 0:
+                # The first page showed a big selection: the rest is cheaper as one Arrow stream.
+                items = self._from_columnar(params, progress) if self._arrow_possible(params) else None
+                if items is not None:
+                    self.data = items
+                    return
+            page = page + 1 if body.get("next") else 0
+        logger.debug("Downloaded a total of %d records", len(self.data))
+
+    def _columns_page(self, params: dict[str, Any], page: int) -> dict[str, Any]:
+        """One page, asked for as columns; the items rebuilt (or taken as sent, from a server that
+        answers item pages)."""
+        query = {**params, "page": page, "page_size": params.get("page_size") or COLUMN_PAGE_SIZE}
+        body = self._api.client.request(
+            "GET",
+            f"stream/{self._stream_id}/data/",
+            params=query,
+            headers={"Accept": f"{COLUMNS_MEDIA_TYPE}, application/json;q=0.9"},
+        )
+        if not isinstance(body, dict):
+            raise UnexpectedPageError(f"Expected a page of data, got {str(body)[:200]}")
+        columns = body.get("columns")
+        if columns is None:
+            return {**body, "items": self._results_of(body)}
+        if not (isinstance(columns, list) and len(columns) == len(ITEM_FIELDS)):
+            raise UnexpectedPageError(f"Expected {len(ITEM_FIELDS)} columns, got {str(columns)[:200]}")
+        kinds, stamps, int_values, values, shown, outputs, local_ids = columns
+        items = [
+            {
+                "type": kind,
+                "timestamp": stamp,
+                "int_value": iv,
+                "value": v,
+                "display_value": text,
+                "output_value": out,
+                "streamer_local_id": sid,
+            }
+            for kind, stamp, iv, v, text, out, sid in zip(
+                kinds, stamps, int_values, values, shown, outputs, local_ids, strict=True
+            )
+        ]
+        return {**body, "items": items}
 
     def _from_columnar(self, params: dict[str, Any], progress: ProgressCallback | None) -> list[dict[str, Any]] | None:
         """The items rebuilt from the Arrow stream, or None on any failure (then JSON pages)."""

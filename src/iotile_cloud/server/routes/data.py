@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.engine import Connection, Row
 
+from iotile_cloud import wire
 from iotile_cloud.server import db, model, points
 from iotile_cloud.server.context import Principal, device_or_user, state
 from iotile_cloud.server.db import iso
@@ -38,6 +39,7 @@ from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.server.security import private_dir, write_private
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
+from iotile_cloud.utils.mdo import display_values
 
 router = APIRouter()
 Body = Any
@@ -249,29 +251,41 @@ def data_list(request: Request, principal: Principal = Depends(device_or_user)) 
 
 @router.get("/stream/{slug}/data/", summary="Data of one stream with output values")
 def stream_data(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    """Items pages as the original; with ``Accept: application/vnd.iotile.columns+json`` the same
+    page as one list per field (``columns``), up to 100,000 points a page (``docs/columnar.md``)."""
+    as_columns = wire.COLUMNS_MEDIA_TYPE in request.headers.get("accept", "")
+    sizes = (SUPER_LARGE[0], wire.COLUMN_PAGE_SIZE) if as_columns else SUPER_LARGE
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
-        pager, count, c = data_page(conn, request, [stream.pk], SUPER_LARGE)
-        results = []
-        if count:
-            outputs = conv.outputs(c["value"])
-            display = conv.display
-            results = [
-                {
-                    "type": kind,
-                    "timestamp": ts,
-                    "int_value": iv,
-                    "value": v,
-                    "display_value": display(out, v),
-                    "output_value": out,
-                    "streamer_local_id": sid,
-                }
-                for kind, ts, iv, v, out, sid in zip(
-                    c["type"], c["timestamp"], c["int_value"], c["value"], outputs, c["streamer_local_id"], strict=True
-                )
-            ]
-        return JSON(pager.body(count, results))
+        pager, count, c = data_page(conn, request, [stream.pk], sizes)
+    values = c.get("value", [])
+    outputs = conv.outputs(values)
+    fields = {
+        "type": c.get("type", []),
+        "timestamp": c.get("timestamp", []),
+        "int_value": c.get("int_value", []),
+        "value": values,
+        "display_value": display_values(outputs, values, conv.decimal_places),
+        "output_value": outputs,
+        "streamer_local_id": c.get("streamer_local_id", []),
+    }
+    columns = [fields[name] for name in wire.ITEM_FIELDS]
+    if as_columns:
+        return JSON({**pager.links(count, len(values)), "columns": columns}, media_type=wire.COLUMNS_MEDIA_TYPE)
+    items = [
+        {
+            "type": kind,
+            "timestamp": ts,
+            "int_value": iv,
+            "value": v,
+            "display_value": text,
+            "output_value": out,
+            "streamer_local_id": sid,
+        }
+        for kind, ts, iv, v, text, out, sid in zip(*columns, strict=True)
+    ]
+    return JSON(pager.body(count, items))
 
 
 # -- POST /data/ --------------------------------------------------------------------------------
