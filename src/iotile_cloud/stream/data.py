@@ -6,7 +6,7 @@ subclasses may override ``_fetch_data(**params)``. A page without ``results`` is
 endless loop. Every request goes through the ``Api`` (its ``requests.Session``, retries, refresh).
 
 ``StreamData`` picks the cheaper path for the selection's size: pages asked for as columns (one
-list per field, up to 100,000 points a page; no pyarrow, no object per point on the server), and
+list per field; no pyarrow, no object per point on the server), and
 for a big selection, shown by the first page, one Arrow stream from this project's server (pyarrow,
 no pandas), turned into the very same items. A server that answers the usual item pages is read as
 it answers; any failure of the Arrow request falls back to the pages.
@@ -25,7 +25,7 @@ import dateutil.parser
 
 from iotile_cloud.api.connection import Api
 from iotile_cloud.errors import RestBaseException
-from iotile_cloud.wire import COLUMN_PAGE_SIZE, COLUMNS_MEDIA_TYPE, ITEM_FIELDS
+from iotile_cloud.wire import COLUMNS_MEDIA_TYPE, ITEM_FIELDS
 
 # With the names 0.9.14 exposed (it had no __all__, so ``import *`` brought them all).
 __all__ = [
@@ -102,8 +102,8 @@ class BaseData:
 class StreamData(BaseData):
     """A stream's data with output values: the items of ``GET /stream/<slug>/data/``.
 
-    By default the pages come as columns (``wire.COLUMNS_MEDIA_TYPE``: one list per field, up to
-    100,000 points a page, turned back into the very same items), and a selection of
+    By default the pages come as columns (``wire.COLUMNS_MEDIA_TYPE``: one list per field, turned
+    back into the very same items; ``page_size`` up to 100,000), and a selection of
     ``columnar_min_points`` points or more as one Arrow stream when pyarrow is installed (0: always).
     A server that answers the usual item pages is read as it answers. ``columnar = False`` reads
     item pages only, through ``_fetch_data`` (as does a subclass that overrides ``_fetch_data``).
@@ -170,7 +170,8 @@ class StreamData(BaseData):
     def _columns_page(self, params: dict[str, Any], page: int) -> dict[str, Any]:
         """One page, asked for as columns; the items rebuilt (or taken as sent, from a server that
         answers item pages)."""
-        query = {**params, "page": page, "page_size": params.get("page_size") or COLUMN_PAGE_SIZE}
+        # Pages of max_page_size: the first one shows the selection's size before Arrow is chosen.
+        query = {**params, "page": page, "page_size": params.get("page_size") or self.max_page_size}
         body = self._api.client.request(
             "GET",
             f"stream/{self._stream_id}/data/",
