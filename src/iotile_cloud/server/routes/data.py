@@ -209,51 +209,58 @@ def data_item(row: Mapping[str, Any], info: dict[str, Any]) -> dict[str, Any]:
 # -- GET /data/ ---------------------------------------------------------------------------------
 
 
+def _wants_columns(request: Request) -> bool:
+    return wire.COLUMNS_MEDIA_TYPE in request.headers.get("accept", "")
+
+
+def _columns_answer(pager: Pager, count: int, columns: list[list[Any]]) -> Response:
+    """A page as one list per item field (``docs/columnar.md``)."""
+    returned = len(columns[0]) if columns else 0
+    return JSON({**pager.links(count, returned), "columns": columns}, media_type=wire.COLUMNS_MEDIA_TYPE)
+
+
 @router.get("/data/", summary="Data points of a stream, device or variable: ?filter=s--|d--|v--")
 def data_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    """Item pages as the original; as columns with ``Accept: application/vnd.iotile.columns+json``
+    (see ``stream_data``)."""
+    as_columns = _wants_columns(request)
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
-        pager, count, c = data_page(conn, request, list(infos), LARGE)
-        results = (
-            [
-                {
-                    "id": i,
-                    **infos[pk],
-                    "type": kind,
-                    "device_timestamp": dts,
-                    "timestamp": ts,
-                    "int_value": iv,
-                    "value": v,
-                    "streamer_local_id": sid,
-                    "dirty_ts": dirty,
-                    "status": status,
-                }
-                for i, pk, kind, dts, ts, iv, v, sid, dirty, status in zip(
-                    c["id"],
-                    c["stream_pk"],
-                    c["type"],
-                    c["device_timestamp"],
-                    c["timestamp"],
-                    c["int_value"],
-                    c["value"],
-                    c["streamer_local_id"],
-                    c["dirty_ts"],
-                    c["status"],
-                    strict=True,
-                )
-            ]
-            if count
-            else []
-        )
-        return JSON(pager.body(count, results))
+        sizes = (LARGE[0], wire.COLUMN_PAGE_SIZE) if as_columns else LARGE
+        pager, count, c = data_page(conn, request, list(infos), sizes)
+    pks = c.get("stream_pk", [])
+    named = {key: [infos[pk][key] for pk in pks] for key in ("stream", "project", "device", "variable")}
+    fields = {**c, **named}
+    columns = [fields.get(name, []) for name in wire.DATA_ITEM_FIELDS]
+    if as_columns:
+        return _columns_answer(pager, count, columns)
+    items = [  # spelled out: a dict display per point is about twice as fast as dict(zip(...))
+        {
+            "id": i,
+            "stream": stream,
+            "project": project,
+            "device": device,
+            "variable": variable,
+            "type": kind,
+            "device_timestamp": dts,
+            "timestamp": ts,
+            "int_value": iv,
+            "value": v,
+            "streamer_local_id": sid,
+            "dirty_ts": dirty,
+            "status": status,
+        }
+        for i, stream, project, device, variable, kind, dts, ts, iv, v, sid, dirty, status in zip(*columns, strict=True)
+    ]
+    return JSON(pager.body(count, items))
 
 
 @router.get("/stream/{slug}/data/", summary="Data of one stream with output values")
 def stream_data(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
     """Items pages as the original; with ``Accept: application/vnd.iotile.columns+json`` the same
     page as one list per field (``columns``), up to 100,000 points a page (``docs/columnar.md``)."""
-    as_columns = wire.COLUMNS_MEDIA_TYPE in request.headers.get("accept", "")
+    as_columns = _wants_columns(request)
     sizes = (SUPER_LARGE[0], wire.COLUMN_PAGE_SIZE) if as_columns else SUPER_LARGE
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
@@ -272,7 +279,7 @@ def stream_data(slug: str, request: Request, principal: Principal = Depends(devi
     }
     columns = [fields[name] for name in wire.ITEM_FIELDS]
     if as_columns:
-        return JSON({**pager.links(count, len(values)), "columns": columns}, media_type=wire.COLUMNS_MEDIA_TYPE)
+        return _columns_answer(pager, count, columns)
     items = [
         {
             "type": kind,
