@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from iotile_cloud.api.connection import Api
 from iotile_cloud.reports import Reading, SignedListReport
-from iotile_cloud.server import db
+from iotile_cloud.server import db, points
 from iotile_cloud.server.app import routers
 from iotile_cloud.server.context import device_or_user
 from iotile_cloud.testing.cloud import CloudHelper
@@ -47,12 +47,18 @@ BOOKKEEPING = {"counters", "login_failures"}
 
 
 def snapshot(cloud: CloudHelper) -> dict[str, list[Any]]:
+    """Every table's rows; stored points as points (background compaction may regroup segments)."""
     with cloud.engine.connect() as conn:
-        return {
+        tables = {
             t.name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr)
             for t in db.metadata.sorted_tables
-            if t.name not in BOOKKEEPING
+            if t.name not in BOOKKEEPING and t.name != "segments"
         }
+        stored = points.Points.concat_or_empty(
+            [points.decode(row.payload, row.stream_pk) for row in conn.execute(sa.select(db.segments))]
+        ).as_lists()
+    tables["points"] = sorted(zip(*stored.values(), strict=True), key=repr)
+    return tables
 
 
 @pytest.fixture
