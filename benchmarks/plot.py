@@ -63,7 +63,7 @@ def seed(folder: Path, database: str | None, points: int) -> tuple[str, str]:
                 stream_pk=np.full(n, pk, dtype=np.int64),
             )
             with cloud.engine.begin() as conn:
-                store.append_batch(conn, batch, merge=False)
+                store.append_batch(conn, batch)
     return stream, token
 
 

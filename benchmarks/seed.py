@@ -60,9 +60,7 @@ def seed_stream(engine: Any, email: str, password: str, points: int, *, step_us:
     for first in range(0, points, 50 * BATCH):
         with engine.begin() as conn:
             for offset in range(first, min(points, first + 50 * BATCH), BATCH):
-                store.append_batch(
-                    conn, batch(conv, stream.pk, offset, min(BATCH, points - offset), step_us), merge=False
-                )
+                store.append_batch(conn, batch(conv, stream.pk, offset, min(BATCH, points - offset), step_us))
     return str(stream.slug)
 
 

@@ -4,6 +4,7 @@ merging of small batches, and the in-place migration of a database made at revis
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +77,14 @@ def test_codec_chooses_compact_encodings() -> None:
     same(points.decode(points.encode(extreme), 0), extreme)
 
 
+@pytest.fixture(autouse=True)
+def _layout_held(cloud: CloudHelper) -> Iterator[None]:
+    """These tests look at the segment layout: the server's background compaction waits meanwhile
+    (the tests call points.compact themselves)."""
+    with cloud.compaction_paused():
+        yield
+
+
 @pytest.fixture
 def stream_pks(cloud: CloudHelper) -> list[int]:
     project_id, _ = cloud.quick_add_project()
@@ -130,24 +139,61 @@ def test_selections_match_a_brute_force_reference(cloud: CloudHelper, stream_pks
         points.Query([second], start=t0 + 60_000_000_000, lastn=500),
         points.Query([first], start=t0 + 10**15),
     ]
+
+    def check_every_query() -> None:
+        with cloud.engine.connect() as conn:
+            for query in queries:
+                expected = reference(stored, query)
+                selection = points.select(conn, query)
+                assert selection.count() == len(expected), query
+                same(selection.all(), expected)
+                for offset, limit in ((0, 100), (2999, 10), (len(expected) - 5, 100)):
+                    same(
+                        points.select(conn, query).page(max(offset, 0), limit),
+                        expected.take(slice(max(offset, 0), max(offset, 0) + limit)),
+                    )
+            assert points.counts(conn, [first, second]) == {first: 8002, second: 75_000}
+
+    def sizes(pk: int) -> list[int]:
+        with cloud.engine.connect() as conn:
+            segments = conn.execute(sa.select(db.segments.c.stream_pk, db.segments.c.count)).all()
+        return sorted(c for stream_pk, c in segments if stream_pk == pk)
+
+    check_every_query()
+    # Writes store each batch as it comes (the large one split in two), the single points too.
+    assert sizes(second) == [4464, 5000, 65_536]
+    assert sizes(first) == [1, 1, 2000, 3000, 3000]
+    # Compaction merges the late single points into the segment of their time; answers stay the same.
+    assert points.compact_all(cloud.engine) == 2
+    assert sizes(first) == [2000, 3000, 3002] and sizes(second) == [4464, 5000, 65_536]
+    check_every_query()
+    assert points.compact_all(cloud.engine) == 0  # nothing left to merge
+
+
+def test_compaction_merges_runs_of_small_segments(cloud: CloudHelper, stream_pks: list[int]) -> None:
+    """Single POSTs leave one segment each; a pass merges them in runs of at most MERGE_LIMIT points,
+    keeping ids, order and values; a stream with one small segment is not even visited."""
+    first, second = stream_pks
+    rng = np.random.default_rng(11)
+    with cloud.engine.begin() as conn:
+        singles = [make_points(rng, 1, t0=1_700_000_000_000_000 + i * 1_000_000) for i in range(5000)]
+        for single in singles:
+            single.stream_pk[:] = first
+            points.append_batch(conn, single)
+        lone = make_points(rng, 10)
+        lone.stream_pk[:] = second
+        points.append_batch(conn, lone)
+    stored = points.Points.concat(singles)
     with cloud.engine.connect() as conn:
-        for query in queries:
-            expected = reference(stored, query)
-            selection = points.select(conn, query)
-            assert selection.count() == len(expected), query
-            same(selection.all(), expected)
-            for offset, limit in ((0, 100), (2999, 10), (len(expected) - 5, 100)):
-                same(
-                    points.select(conn, query).page(max(offset, 0), limit),
-                    expected.take(slice(max(offset, 0), max(offset, 0) + limit)),
-                )
-        counts = points.counts(conn, [first, second])
-        assert counts == {first: 8002, second: 75_000}
-        # The large batch was split in two.
-        segments = conn.execute(sa.select(db.segments.c.stream_pk, db.segments.c.count)).all()
-        assert sorted(c for pk, c in segments if pk == second) == [4464, 5000, 65_536]
-        # The late single points went into the segment of their time, not into a new one each.
-        assert sorted(c for pk, c in segments if pk == first) == [2000, 3000, 3002]
+        assert points.streams_to_compact(conn) == [first]
+    assert points.compact_all(cloud.engine) == 5000 - 2
+    with cloud.engine.connect() as conn:
+        sizes = conn.execute(sa.select(db.segments.c.count).where(db.segments.c.stream_pk == first)).scalars()
+        assert sorted(sizes) == [904, points.MERGE_LIMIT]
+        same(points.select(conn, points.Query([first])).all(), stored)
+        assert points.streams_to_compact(conn) == []
+    assert points.merge_plan([4096, 1, 4096, 1]) == [[0, 1], [2, 3]]
+    assert points.merge_plan([points.MAX_SEGMENT, 1, points.MAX_SEGMENT]) == []
 
 
 def test_per_point_edits_keep_ids_and_order(cloud: CloudHelper, stream_pks: list[int]) -> None:
@@ -188,7 +234,7 @@ def test_trim_newer_and_buckets_match_numpy(cloud: CloudHelper, stream_pks: list
             batch.value[rng.random(n) < 0.05] = 0.0
             batch.flags[rng.random(n) < 0.05] |= points.VALUE_NULL  # some values null
             batch.stream_pk[:] = pk
-            points.append_batch(conn, batch, merge=False)
+            points.append_batch(conn, batch)
             batches.append(batch)
     stored = points.Points.concat(batches)
     mine = stored.take(stored.stream_pk == first).in_order()

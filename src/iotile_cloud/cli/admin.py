@@ -130,3 +130,23 @@ def set_device_key(device: str, hexkey: str, database: str | None, data_dir: Pat
         if not done:
             raise click.ClickException(f"No device {slug} in this database")
     click.echo(f"Report key set for {slug}")
+
+
+@admin.command("compact")
+@database_option
+@data_dir_option
+def compact_command(database: str | None, data_dir: Path | None) -> None:
+    """Merge small stored segments now (a running server also does it every few seconds)."""
+    with needs_extra("server"):
+        from iotile_cloud.server import points
+        from iotile_cloud.server.db import make_engine, migrate
+
+    engine = make_engine(database_location(database, data_dir))
+    try:
+        migrate(engine)
+        removed = 0
+        while merged := points.compact_all(engine, limit=1000):
+            removed += merged
+    finally:
+        engine.dispose()
+    click.echo(f"Merged away {removed} segment(s)")

@@ -16,6 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from iotile_cloud import __version__
 from iotile_cloud.server import db
@@ -84,6 +85,7 @@ def create_app(
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    app.state.iotile.compactor.start()
     yield
     # Shutting down (when the server runs the lifespan): this worker's pending counts to the database.
     await run_in_threadpool(app.state.iotile.close)
@@ -174,18 +176,34 @@ def _install_handlers(app: FastAPI) -> None:
         log.exception("Unhandled error on %s %s", request.method, request.url.path)
         return JSON({"detail": "Internal server error."}, status_code=500)
 
-    @app.middleware("http")
-    async def access_log(request: Request, call_next: Any) -> Response:
+    app.add_middleware(AccessLog)
+
+
+class AccessLog:
+    """One log line per request and the shared request/error counts. Plain ASGI (not
+    ``@app.middleware``): no extra task and stream per request on the upload path."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        request.app.state.iotile.requests.add()
-        response: Response = await call_next(request)
-        if response.status_code >= 400:
-            request.app.state.iotile.errors.add()
-        log.info(
-            "%s %s %s %.1fms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            (time.perf_counter() - started) * 1000,
-        )
-        return response
+        counts = scope["app"].state.iotile
+        counts.requests.add()
+        status = 500
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        finally:
+            if status >= 400:
+                counts.errors.add()
+            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000)

@@ -14,6 +14,7 @@ from fastapi import Request
 from sqlalchemy.engine import Connection, Engine, Row
 
 from iotile_cloud.server import db
+from iotile_cloud.server.compaction import Compactor
 from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
 from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest
@@ -91,13 +92,17 @@ class AppState:
     requests: SharedCounter = field(init=False)
     errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
 
+    compactor: Compactor = field(init=False)
+
     def __post_init__(self) -> None:
         self.requests = SharedCounter(self.engine, REQUESTS)
         self.errors = SharedCounter(self.engine, ERRORS)
+        self.compactor = Compactor(self.engine)
 
     def close(self) -> None:
-        """At shutdown: write this worker's pending counts, then close the connection pool."""
+        """At shutdown: stop compacting, write this worker's pending counts, close the connection pool."""
         try:
+            self.compactor.stop()
             self.requests.close()
             self.errors.close()
         finally:
@@ -115,8 +120,8 @@ class AppState:
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
-        """A connection for reads (SQLite: a deferred transaction, no write lock)."""
-        with self.engine.connect().execution_options(readonly=True) as conn, conn.begin():
+        """A connection for reads (see ``db.reading``)."""
+        with db.reading(self.engine) as conn:
             yield conn
 
     @contextmanager

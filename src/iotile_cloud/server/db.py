@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 metadata = sa.MetaData(
     naming_convention={
@@ -174,6 +176,16 @@ segments = sa.Table(
     sa.Index("ix_segments_stream_ts", "stream_pk", "ts_min"),
     sa.Index("ix_segments_stream_ts_max", "stream_pk", "ts_max"),
     sa.Index("ix_segments_id", "id_min", "id_max"),
+)
+
+# Segments below this many points are merged by background compaction (points.compact), which
+# finds them through this partial index: it holds only the few small segments not yet merged.
+SMALL_SEGMENT = 1_024
+sa.Index(
+    "ix_segments_small",
+    segments.c.stream_pk,
+    sqlite_where=segments.c.count < SMALL_SEGMENT,
+    postgresql_where=segments.c.count < SMALL_SEGMENT,
 )
 
 # The next point id: each batch takes a consecutive range (one row).
@@ -558,6 +570,18 @@ def dialect_insert(conn: Any) -> Any:
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert
+
+
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A read-only transaction, one snapshot for all its statements. SQLite: a deferred ``BEGIN``
+    (no write lock, even while a long answer streams); PostgreSQL: REPEATABLE READ, so a selection
+    planned from segment metadata still finds those segments when a compaction commits meanwhile."""
+    options: dict[str, Any] = {"readonly": True}
+    if engine.dialect.name == "postgresql":
+        options["isolation_level"] = "REPEATABLE READ"
+    with engine.connect().execution_options(**options) as conn, conn.begin():
+        yield conn
 
 
 def serialize_on(conn: Any, key: str) -> None:

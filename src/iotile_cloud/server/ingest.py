@@ -33,13 +33,21 @@ class IngestResult:
     events: int
     first_id: int | None
     last_id: int | None
+    record_id: str  # the streamer_reports row made for this upload
 
 
 def _lock_streamer(conn: Connection, device_id: int, index: int, selector: int) -> Row[Any]:
-    """The streamer row, created if missing, locked for this transaction (PostgreSQL: FOR UPDATE)."""
-    dialect = conn.dialect.name
+    """The streamer row, created if missing, locked for this transaction (PostgreSQL: FOR UPDATE;
+    SQLite: the write transaction already holds the database lock)."""
+    postgres = conn.dialect.name == "postgresql"
+    query = sa.select(db.streamers).where(db.streamers.c.device_id == device_id, db.streamers.c.index == index)
+    if postgres:
+        query = query.with_for_update()
+    found = conn.execute(query).first()
+    if found is not None:
+        return found
     values = {"device_id": device_id, "index": index, "selector": selector, "last_id": 0, "created_on": db.now_us()}
-    if dialect == "postgresql":
+    if postgres:
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         conn.execute(pg_insert(db.streamers).values(**values).on_conflict_do_nothing())
@@ -47,9 +55,6 @@ def _lock_streamer(conn: Connection, device_id: int, index: int, selector: int) 
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         conn.execute(sqlite_insert(db.streamers).values(**values).on_conflict_do_nothing())
-    query = sa.select(db.streamers).where(db.streamers.c.device_id == device_id, db.streamers.c.index == index)
-    if dialect == "postgresql":
-        query = query.with_for_update()
     return conn.execute(query).one()
 
 
@@ -99,7 +104,8 @@ def ingest_report(
     cols = _columns(report)
     ids = cols["reading_id"]
     keep = (ids > last_id) | ((ids == 0) & has_new)
-    cols = {name: column[keep] for name, column in cols.items()}
+    if not keep.all():
+        cols = {name: column[keep] for name, column in cols.items()}
     stream, ids, raw, given = cols["stream"], cols["reading_id"], cols["raw"], cols["given"]
     n = len(ids)
 
@@ -108,10 +114,11 @@ def ingest_report(
     unknown_raw = (raw < 0) | (raw == 0xFFFFFFFF)
     rtc = ((raw & 0x80000000) != 0) & ~unknown_raw
     uptime_ok = ~unknown_raw & ~rtc & (sent is not None) & (sent != 0xFFFFFFFF)
-    ts = np.full(n, received_us, dtype=np.int64)
-    ts[rtc] = _Y2K_US + (raw[rtc] & 0x7FFFFFFF) * 1_000_000
-    ts[uptime_ok] = received_us + (raw[uptime_ok] - (sent or 0)) * 1_000_000
-    ts[has_given] = given[has_given]
+    ts = np.where(uptime_ok, received_us + (raw - (sent or 0)) * 1_000_000, received_us)
+    if rtc.any():
+        ts = np.where(rtc, _Y2K_US + (raw & 0x7FFFFFFF) * 1_000_000, ts)
+    if has_given.any():
+        ts = np.where(has_given, given, ts)
     # A simple, documented rule for reboots: uptime readings before the report's last reboot are dirty.
     reboots = np.nonzero(stream == REBOOT_STREAM)[0]
     reboot_at = int(reboots[-1]) if len(reboots) else -1
@@ -190,8 +197,10 @@ def ingest_report(
             }
             insert_event(conn, values_, row.pk, folder, orjson.dumps(event.data) if event.data is not None else None)
 
-    stored_ids = [i for i in ids.tolist() if i] + [e.reading_id for e in events if e.reading_id]
-    first_id, top_id = (min(stored_ids), max(stored_ids)) if stored_ids else (None, None)
+    given_ids = ids[ids != 0]
+    event_ids = [e.reading_id for e in events if e.reading_id]
+    bounds = ([int(given_ids.min()), int(given_ids.max())] if len(given_ids) else []) + event_ids
+    first_id, top_id = (min(bounds), max(bounds)) if bounds else (None, None)
     if n or events:
         marker = CHOPPED_MARKER if CHOPPED_RANGE[0] <= raw_length <= CHOPPED_RANGE[1] else COMPLETE_MARKER
         row, conv = stream_row(marker)
@@ -214,9 +223,10 @@ def ingest_report(
         update["last_reboot_ts"] = int(ts[reboot_at])
     if update:
         conn.execute(sa.update(db.streamers).where(db.streamers.c.id == streamer.id).values(**update))
+    record_id = str(uuid.uuid4())
     conn.execute(
         sa.insert(db.streamer_reports).values(
-            id=str(uuid.uuid4()),
+            id=record_id,
             streamer_id=streamer.id,
             original_first_id=report.lowest_id,
             original_last_id=report.highest_id,
@@ -230,4 +240,6 @@ def ingest_report(
             created_by=user_id,
         )
     )
-    return IngestResult(count=len(report.readings), stored=n, events=len(events), first_id=first_id, last_id=top_id)
+    return IngestResult(
+        count=len(report.readings), stored=n, events=len(events), first_id=first_id, last_id=top_id, record_id=record_id
+    )

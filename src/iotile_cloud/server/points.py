@@ -32,11 +32,12 @@ VALUE_NULL, INT_NULL, DEVICE_TS_NULL, DIRTY = 1, 2, 4, 8
 STATUS_SHIFT, TYPE_ITR = 4, 64  # status code in bits 4-5 (index into STATUSES); bit 6: type "ITR"
 STATUS_CODE = {name: code for code, name in enumerate(STATUSES)}
 
-# Batches above this size are split; small segments are merged into the stream's newest segment on
-# write until it reaches MERGE_LIMIT (single POSTs do not leave one segment per point).
+# Batches above this size are split. Small segments (single POSTs, report markers) are written as
+# they come, and merged later by compact(), which a server runs in the background (compaction.py):
+# a write never reads and rewrites stored points.
 MAX_SEGMENT = 65_536
-SMALL_SEGMENT = 1_024
-MERGE_LIMIT = 4_096
+SMALL_SEGMENT = db.SMALL_SEGMENT
+MERGE_LIMIT = 4_096  # compaction builds segments up to this size from runs of small ones
 FETCH_SEGMENTS = 64  # segment payloads read in one query when a selection streams
 
 # The fields of a point, in the order of the encoded columns.
@@ -212,7 +213,8 @@ def _encode_floats(values: np.ndarray) -> tuple[int, bytes]:
         return CONSTANT, bits[:1].tobytes()
     xored = bits.copy()
     xored[1:] ^= bits[:-1]
-    if _deflate(xored[:SAMPLE].tobytes()) is not None:
+    # A short column is deflated whole; a long one only when a sample shows it pays.
+    if len(xored) <= 2 * SAMPLE or _deflate(xored[:SAMPLE].tobytes()) is not None:
         packed = _deflate(xored.tobytes())
         if packed is not None:
             return XOR_ZLIB, packed
@@ -325,25 +327,6 @@ def _rewrite(conn: Connection, segment_id: int, points: Points) -> None:
         conn.execute(sa.delete(table).where(table.c.id == segment_id))
 
 
-def _merge_small(conn: Connection, stream_pk: int, points: Points) -> bool:
-    """Merge a small batch into the stream's segment it follows in time (the newest one, for new
-    data) while that segment is not large: compaction on write. False when the batch should become
-    a segment of its own (large, or earlier than every segment)."""
-    if len(points) >= SMALL_SEGMENT:
-        return False
-    table = db.segments
-    before = conn.execute(
-        sa.select(table.c.id, table.c.count.label("size"), table.c.payload)
-        .where(table.c.stream_pk == stream_pk, table.c.ts_min <= int(points.ts.max()))
-        .order_by(table.c.ts_min.desc(), table.c.id.desc())
-        .limit(1)
-    ).first()
-    if before is None or before.size >= MERGE_LIMIT:
-        return False
-    _rewrite(conn, before.id, Points.concat([decode(before.payload, stream_pk), points]).in_order())
-    return True
-
-
 def append(conn: Connection, stream_pk: int, points: Points, *, keep_ids: bool = False) -> np.ndarray:
     """Store a batch of one stream's points; returns their ids (new consecutive ids unless
     ``keep_ids``)."""
@@ -351,25 +334,33 @@ def append(conn: Connection, stream_pk: int, points: Points, *, keep_ids: bool =
     if not keep_ids:
         points.id = np.arange(n, dtype=np.int64) + allocate_ids(conn, n)
     points.stream_pk = np.full(n, stream_pk, dtype=np.int64)
-    if n and not _merge_small(conn, stream_pk, points):
+    if n:
         _insert(conn, _segment_rows(stream_pk, points.in_order()))
     return points.id
 
 
-def append_batch(conn: Connection, batch: Points, *, merge: bool = True) -> np.ndarray:
+def append_batch(conn: Connection, batch: Points) -> np.ndarray:
     """Store points of several streams (``stream_pk`` per point), one segment per stream (all in one
-    INSERT); ids are given in the batch's order, as one consecutive range. ``merge=False`` skips
-    compaction (bulk loads)."""
+    INSERT); ids are given in the batch's order, as one consecutive range."""
     n = len(batch)
     batch.id = np.arange(n, dtype=np.int64) + allocate_ids(conn, n) if n else np.zeros(0, dtype=np.int64)
-    pks = np.unique(batch.stream_pk).tolist()
-    rows = []
-    for pk in pks:
-        points = batch.take(batch.stream_pk == pk) if len(pks) > 1 else batch
-        if not (merge and _merge_small(conn, pk, points)):
-            rows += _segment_rows(pk, points.in_order())
-    _insert(conn, rows)
+    _insert(conn, [row for pk, points in by_stream(batch) for row in _segment_rows(pk, points.in_order())])
     return batch.id
+
+
+def by_stream(batch: Points) -> Iterator[tuple[int, Points]]:
+    """The batch split per stream (each part in the batch's order): one stable sort, then slices."""
+    pks = batch.stream_pk
+    if len(pks) == 0:
+        return
+    if pks[0] == pks[-1] and np.all(pks == pks[0]):
+        yield int(pks[0]), batch
+        return
+    grouped = batch.take(np.argsort(pks, kind="stable"))
+    starts = np.flatnonzero(np.diff(grouped.stream_pk)) + 1
+    edges = [0, *starts.tolist(), len(grouped)]
+    for first, last in zip(edges[:-1], edges[1:], strict=True):
+        yield int(grouped.stream_pk[first]), grouped.take(slice(first, last))
 
 
 # -- single points -------------------------------------------------------------------------------------
@@ -392,18 +383,28 @@ class Located:
 
 
 def find(conn: Connection, point_id: int) -> Located | None:
+    """The point's segment, locked for this transaction on PostgreSQL (the caller may rewrite it)."""
     table = db.segments
-    candidates = conn.execute(
+    statement = _for_update(
+        conn,
         sa.select(table.c.id, table.c.stream_pk, table.c.payload).where(
             table.c.id_min <= point_id, table.c.id_max >= point_id
-        )
-    ).all()
-    for segment in candidates:
-        points = decode(segment.payload, segment.stream_pk)
-        hits = np.flatnonzero(points.id == point_id)
-        if len(hits):
-            return Located(segment.id, points, int(hits[0]))
+        ),
+    )
+    # A second look: on PostgreSQL a compaction that held the segment may have moved the point into
+    # a segment committed after this statement began.
+    for _attempt in range(2):
+        for segment in conn.execute(statement).all():
+            points = decode(segment.payload, segment.stream_pk)
+            hits = np.flatnonzero(points.id == point_id)
+            if len(hits):
+                return Located(segment.id, points, int(hits[0]))
     return None
+
+
+def _for_update(conn: Connection, statement: sa.Select[Any]) -> sa.Select[Any]:
+    """Rows a caller will rewrite: locked on PostgreSQL (SQLite writes run alone anyway)."""
+    return statement.with_for_update() if conn.dialect.name == "postgresql" else statement
 
 
 def delete(conn: Connection, located: Located) -> None:
@@ -463,7 +464,7 @@ def trim(conn: Connection, stream_pks: Sequence[int], start: int | None, end: in
     across = [table.c.ts_min < start] if start is not None else []
     across += [table.c.ts_max > end] if end is not None else []
     for segment in conn.execute(
-        sa.select(table.c.id, table.c.stream_pk, table.c.payload).where(streams, sa.or_(*across))
+        _for_update(conn, sa.select(table.c.id, table.c.stream_pk, table.c.payload).where(streams, sa.or_(*across)))
     ):
         stored = decode(segment.payload, segment.stream_pk)
         keep = np.ones(len(stored), dtype=bool)
@@ -472,6 +473,86 @@ def trim(conn: Connection, stream_pks: Sequence[int], start: int | None, end: in
         if end is not None:
             keep &= stored.ts <= end
         _rewrite(conn, segment.id, stored.take(keep))
+
+
+# -- compaction ----------------------------------------------------------------------------------------
+
+
+def streams_to_compact(conn: Connection, limit: int = 32) -> list[int]:
+    """Streams holding at least two small segments (found through a partial index on them)."""
+    table = db.segments
+    found = conn.execute(
+        sa.select(table.c.stream_pk)
+        .where(table.c.count < SMALL_SEGMENT)
+        .group_by(table.c.stream_pk)
+        .having(sa.func.count() >= 2)
+        .limit(limit)
+    ).scalars()
+    return [int(pk) for pk in found]
+
+
+def merge_plan(sizes: Sequence[int]) -> list[list[int]]:
+    """Which consecutive segments (by index, in time order) to merge: runs of small ones up to
+    MERGE_LIMIT points (a small one may also open a run with the medium one after it); then a small
+    segment left alone (late data between large segments) joins a neighbour, up to MAX_SEGMENT."""
+    chunks: list[list[int]] = []
+    totals: list[int] = []
+    for index, size in enumerate(sizes):
+        if chunks and totals[-1] + size <= MERGE_LIMIT and (size < SMALL_SEGMENT or totals[-1] < SMALL_SEGMENT):
+            chunks[-1].append(index)
+            totals[-1] += size
+        else:
+            chunks.append([index])
+            totals.append(size)
+    position = 0
+    while position < len(chunks):
+        alone = len(chunks[position]) == 1 and totals[position] < SMALL_SEGMENT
+        neighbours = [n for n in (position - 1, position + 1) if 0 <= n < len(chunks)]
+        target = next((n for n in neighbours if totals[n] + totals[position] <= MAX_SEGMENT), None)
+        if alone and target is not None:
+            low, high = sorted((position, target))
+            chunks[low : high + 1] = [chunks[low] + chunks[high]]
+            totals[low : high + 1] = [totals[low] + totals[high]]
+            position = low + 1
+        else:
+            position += 1
+    return [chunk for chunk in chunks if len(chunk) > 1]
+
+
+def compact(conn: Connection, stream_pk: int) -> int:
+    """Merge each run of consecutive small segments of a stream (in time order) into segments of up
+    to MERGE_LIMIT points; point ids and values stay as they are. Returns the segments removed."""
+    db.serialize_on(conn, f"compact:{stream_pk}")
+    table = db.segments
+    listed = conn.execute(
+        sa.select(table.c.id, table.c.count.label("size"))
+        .where(table.c.stream_pk == stream_pk)
+        .order_by(table.c.ts_min, table.c.id)
+    ).all()
+    chunks = [[listed[i].id for i in plan] for plan in merge_plan([segment.size for segment in listed])]
+    removed = 0
+    for ids in chunks:
+        # Re-read under lock: a segment rewritten or deleted meanwhile leaves its chunk alone.
+        found = conn.execute(_for_update(conn, sa.select(table.c.id, table.c.payload).where(table.c.id.in_(ids)))).all()
+        if len(found) != len(ids):
+            continue
+        merged = Points.concat([decode(row.payload, stream_pk) for row in found]).in_order()
+        conn.execute(sa.delete(table).where(table.c.id.in_(ids)))
+        rows = _segment_rows(stream_pk, merged)
+        _insert(conn, rows)
+        removed += len(ids) - len(rows)
+    return removed
+
+
+def compact_all(engine: Any, limit: int = 32) -> int:
+    """One compaction pass over the database: each stream in its own short write transaction."""
+    with db.reading(engine) as conn:
+        pending = streams_to_compact(conn, limit)
+    removed = 0
+    for stream_pk in pending:
+        with engine.begin() as conn:
+            removed += compact(conn, stream_pk)
+    return removed
 
 
 # -- reading -------------------------------------------------------------------------------------------

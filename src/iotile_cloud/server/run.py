@@ -303,6 +303,7 @@ class LiveServer:
         return self.app.state.iotile.engine
 
     def start(self) -> LiveServer:
+        self.app.state.iotile.compactor.start()  # what the lifespan does under `serve`
         self._thread.start()
         deadline = time.monotonic() + 20
         while not self._server.started:

@@ -77,6 +77,10 @@ class CloudHelper:
     def _state(self) -> Any:
         return self.server.app.state.iotile
 
+    def compaction_paused(self) -> Any:
+        """A context in which the server's background compaction does not run (look at segments)."""
+        return self._state.compactor.paused()
+
     @property
     def request_count(self) -> int:
         return int(self._state.requests.value)

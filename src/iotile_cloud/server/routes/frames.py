@@ -109,7 +109,7 @@ def _query(request: Request, pks: list[int]) -> points.Query:
 def _chunks(engine: sa.Engine, query: points.Query) -> Iterator[dict[str, list[Any]]]:
     """The selection as column lists, a few groups at a time, from a connection of their own (the
     answer outlives the handler)."""
-    with engine.connect() as conn:
+    with db.reading(engine) as conn:
         for chunk in points.select(conn, query).chunks(BATCH):
             yield chunk.as_lists()
 

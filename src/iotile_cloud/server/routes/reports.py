@@ -146,15 +146,7 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
             app.data_dir,
             len(data),
         )
-        newest = conn.execute(
-            sa.select(db.streamer_reports.c.id)
-            .join(db.streamers, db.streamers.c.id == db.streamer_reports.c.streamer_id)
-            .where(db.streamers.c.device_id == device.id, db.streamers.c.index == report.streamer_index)
-            .order_by(db.streamer_reports.c.created_on.desc())
-            .limit(1)
-        ).scalar()
-        if newest is not None:
-            save_raw_report(app.data_dir, str(newest), data)
+        save_raw_report(app.data_dir, result.record_id, data)
     # "count" (readings in the report) is what clients have always read; the rest tells what was new.
     return JSON(
         {
