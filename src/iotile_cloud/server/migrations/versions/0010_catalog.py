@@ -1,7 +1,7 @@
 """note attachments: the attached file's id, name, time and uploader on each note
 
 Revision ID: catalog
-Revises: store
+Revises: compact
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "catalog"
-down_revision = "store"
+down_revision = "compact"
 branch_labels = None
 depends_on = None
 
