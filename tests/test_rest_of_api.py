@@ -4,6 +4,7 @@ read-only member, an outsider and a device token."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -283,6 +284,12 @@ def test_alias_follows_a_sensor_across_a_device_swap(cloud: CloudHelper, world: 
     assert alias.status_code == 201, alias.text
     slug = alias.json()["slug"]
     assert set(alias.json()) == {"id", "slug", "gid", "name", "org", "created_on", "created_by"}
+    # The original's formatted_alias_id: four hex groups, found only as written.
+    gid = alias.json()["gid"]
+    assert re.fullmatch("[0-9a-f]{4}(-[0-9a-f]{4}){3}", gid) and int(gid.replace("-", ""), 16) == alias.json()["id"]
+    assert slug == f"a--{gid}"
+    assert world["owner"].get(f"/alias/a--{gid[10:]}/").status_code == 404  # the short form of an earlier version
+    assert world["owner"].get(f"/alias/{slug.upper()}/").status_code == 404
     for when, stream in (("2026-01-01T00:00:00Z", world.stream), ("2026-02-01T00:00:00Z", spare_stream)):
         tap = world["owner"].post("/tap/", json={"alias": slug, "timestamp": when, "stream": stream})
         assert tap.status_code == 201, tap.text
@@ -411,6 +418,20 @@ def test_configuration_attributes(world: World) -> None:
     assert world["owner"].delete(f"/config/attr/{own.json()['id']}/").status_code == 204
 
 
+def test_configuration_pages_follow_the_original_default_pagination(world: World) -> None:
+    """No pagination class of their own in the original: its default, 100 a page, at most 1000."""
+    for n in range(1, 102):
+        assert world["staff"].post("/config/name/", json={"name": f":page:{n:03d}"}).status_code == 201
+        attr = {"target": world.device, "name": f":page:{n:03d}", "data": n}
+        assert world["owner"].post("/config/attr/", json=attr).status_code == 201
+    for path, params in (("/config/name/", {}), ("/config/attr/", {"target": world.device})):
+        first = world["reader"].get(path, params=params).json()
+        assert first["count"] == 101 and len(first["results"]) == 100 and first["next"], path
+        assert len(world["reader"].get(first["next"]).json()["results"]) == 1
+        assert len(world["reader"].get(path, params={**params, "page_size": 5000}).json()["results"]) == 101
+        assert len(world["reader"].get(path, params={**params, "page_size": 7}).json()["results"]) == 7
+
+
 # -- built-in templates -------------------------------------------------------------------------
 
 
@@ -420,6 +441,20 @@ def test_builtin_templates_are_read_only(world: World) -> None:
     assert world["reader"].get("/pt/shipping-template-v1-0-0/").json()["extra_data"]["mobile"]["waveform"] is True
     assert world["reader"].get("/ot/default-template-v1-0-0/").json()["version"] == "v1.0.0"
     assert world["reader"].get("/pt/nope/").status_code == 404
+    # The original's serializers: versions are write-only, and one creation time for the whole catalog
+    # (the original stamps its install time on each built-in record).
+    stamp = world["reader"].get("/sg/water-meter-v1-1-0/").json()["created_on"]
+    for template in templates["results"]:
+        assert set(template) == {"id", "name", "slug", "org", "version", "extra_data", "created_on"}
+        assert template["org"] == "arch-systems" and template["created_on"] == stamp
+    org_template = world["reader"].get("/ot/").json()["results"][0]
+    assert set(org_template) == {"id", "name", "slug", "version", "extra_data", "created_on"}
+    assert org_template["created_on"] == stamp == world["reader"].get("/dt/pod-1gg1-v3-0-0/").json()["created_on"]
+    # A project names one of them; an unknown one is the original's SlugRelatedField error.
+    project = {"name": "Trucks", "org": world.org, "project_template": "shipping-template-v1-0-0"}
+    assert world["owner"].post("/project/", json=project).json()["project_template"] == "shipping-template-v1-0-0"
+    unknown = world["owner"].post("/project/", json={**project, "project_template": "water-meter-v1-1-0"})
+    assert unknown.json() == {"project_template": ["Object with slug=water-meter-v1-1-0 does not exist."]}
     assert world["reader"].get("/component/").json()["count"] == 0
     assert world["owner"].post("/pt/", json={"name": "Mine"}).status_code == 403
     # As the original: variable and widget templates are never read through the API.

@@ -17,6 +17,7 @@ from typing import Any
 from iotile_cloud.utils.mdo import MdoHelper
 
 __all__ = [
+    "CREATED_ON",
     "vartypes",
     "vartype",
     "input_unit",
@@ -25,8 +26,14 @@ __all__ = [
     "SENSOR_GRAPHS",
     "DEVICE_TEMPLATES",
     "PROJECT_TEMPLATES",
+    "PROJECT_TEMPLATE_RECORDS",
+    "ORG_TEMPLATE_RECORDS",
     "WELL_KNOWN_VARIABLES",
 ]
+
+
+# When every built-in record says it was made (the original stamps the time it was installed).
+CREATED_ON = "2018-01-01T00:00:00Z"
 
 
 @dataclass(frozen=True)
@@ -154,7 +161,7 @@ def _local_sensor_graphs(originals: dict[str, dict[str, Any]]) -> dict[str, dict
             "version": "v1.0.0",
             "app_tag": 0,
             "app_version": "v0.0",
-            "created_on": "2018-01-01T00:00:00Z",
+            "created_on": CREATED_ON,
         }
     }
 
@@ -178,7 +185,31 @@ DEVICE_TEMPLATES: dict[str, dict[str, Any]] = {
     "environmental-pod-v1-0-0": {"external_sku": "IOTile Environmental Pod", "family": "POD-1M"},
 }
 
-PROJECT_TEMPLATES = ("default-template-v1-0-0", "water-meter-v1-1-0")
+
+def _template(
+    number: int, name: str, extra: dict[str, Any], org: str | None = "arch-systems", version: str = "1-0-0"
+) -> dict[str, Any]:
+    """A project (with ``org``) or org template (``org=None``) in the original's serializer shape."""
+    body: dict[str, Any] = {"id": number, "name": name, "slug": f"{name.lower().replace(' ', '-')}-v{version}"}
+    if org is not None:
+        body["org"] = org
+    body.update(version="v" + version.replace("-", "."), extra_data=extra, created_on=CREATED_ON)
+    return body
+
+
+def _pt_extra(page: str, waveform: bool = False) -> dict[str, Any]:
+    return {"web": {"projectTemplateSlug": page}, "mobile": {"projectTemplateSlug": page, "waveform": waveform}}
+
+
+# Taken as data from the original's pt-data/ and ot-data/ fixtures, in its ordering (name, version).
+PROJECT_TEMPLATE_RECORDS = [
+    _template(1, "Default Template", _pt_extra("default")),
+    _template(2, "Factory Template", _pt_extra("default")),
+    _template(3, "Shipping Template", _pt_extra("shipping", waveform=True)),
+    _template(4, "Simple Template", _pt_extra("simple")),
+]
+ORG_TEMPLATE_RECORDS = [_template(1, "Default Template", {"web": {"orgTemplateSlug": "default"}}, org=None)]
+PROJECT_TEMPLATES = tuple(template["slug"] for template in PROJECT_TEMPLATE_RECORDS)
 
 # Names for variables that reports create on the fly (reports.md, "well-known cloud variables").
 WELL_KNOWN_VARIABLES: dict[int, str] = {

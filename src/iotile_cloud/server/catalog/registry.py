@@ -17,11 +17,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import db
-from iotile_cloud.server.catalog import DEVICE_TEMPLATES, SENSOR_GRAPHS, vartypes
+from iotile_cloud.server.catalog import CREATED_ON, DEVICE_TEMPLATES, SENSOR_GRAPHS, vartypes
 
 KINDS = ("sg", "dt", "vt")
-
-CREATED_ON = "2018-01-01T00:00:00Z"
 
 
 def _version(parts: tuple[int, ...]) -> str:

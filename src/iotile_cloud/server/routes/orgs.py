@@ -309,7 +309,9 @@ def project_create(
     fields = Fields(as_object(body))
     name = fields.text("name", required=True, allow_blank=False, max_length=50)
     about = fields.text("about", default="", max_length=1000) or ""
-    template = fields.choice("project_template", catalog.PROJECT_TEMPLATES, default="default-template-v1-0-0")
+    template = fields.text("project_template", default="default-template-v1-0-0")
+    if template not in catalog.PROJECT_TEMPLATES:
+        fields.error("project_template", f"Object with slug={template} does not exist.")
     with state(request).write() as conn:
         org = org_by_slug_field(conn, fields)
         if not principal.can_admin(conn, org.id):
