@@ -36,14 +36,26 @@ class IngestResult:
     record_id: str  # the streamer_reports row made for this upload
 
 
+# The statements of every report, built once (see points._TAKE_IDS).
+_STREAMER = sa.select(db.streamers).where(
+    db.streamers.c.device_id == sa.bindparam("device_id"), db.streamers.c.index == sa.bindparam("index")
+)
+_STREAMER_LOCKED = _STREAMER.with_for_update()
+_DEVICE_STREAMS = sa.select(db.streams).where(
+    db.streams.c.project_id == sa.bindparam("project_id"), db.streams.c.device_id == sa.bindparam("device_id")
+)
+_PROJECT_VARIABLES = sa.select(db.variables).where(db.variables.c.project_id == sa.bindparam("project_id"))
+_ADVANCE_STREAMER = sa.update(db.streamers).where(db.streamers.c.id == sa.bindparam("streamer_id"))
+_RECORD_REPORT = sa.insert(db.streamer_reports)
+
+
 def _lock_streamer(conn: Connection, device_id: int, index: int, selector: int) -> Row[Any]:
     """The streamer row, created if missing, locked for this transaction (PostgreSQL: FOR UPDATE;
     SQLite: the write transaction already holds the database lock)."""
     postgres = conn.dialect.name == "postgresql"
-    query = sa.select(db.streamers).where(db.streamers.c.device_id == device_id, db.streamers.c.index == index)
-    if postgres:
-        query = query.with_for_update()
-    found = conn.execute(query).first()
+    query = _STREAMER_LOCKED if postgres else _STREAMER
+    key = {"device_id": device_id, "index": index}
+    found = conn.execute(query, key).first()
     if found is not None:
         return found
     values = {"device_id": device_id, "index": index, "selector": selector, "last_id": 0, "created_on": db.now_us()}
@@ -55,7 +67,7 @@ def _lock_streamer(conn: Connection, device_id: int, index: int, selector: int) 
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         conn.execute(sqlite_insert(db.streamers).values(**values).on_conflict_do_nothing())
-    return conn.execute(query).one()
+    return conn.execute(query, key).one()
 
 
 _NO_TIME = np.iinfo(np.int64).min
@@ -132,13 +144,8 @@ def ingest_report(
     stream_pks = np.zeros(n, dtype=np.int64)
     cache: dict[int, tuple[Row[Any], model.Converter]] = {}
     # The device's streams and the project's variables in two queries, not two per stream.
-    known = {
-        r.slug: r
-        for r in conn.execute(
-            sa.select(db.streams).where(db.streams.c.project_id == project.id, db.streams.c.device_id == device.id)
-        )
-    }
-    variables = {r.id: r for r in conn.execute(sa.select(db.variables).where(db.variables.c.project_id == project.id))}
+    known = {r.slug: r for r in conn.execute(_DEVICE_STREAMS, {"project_id": project.id, "device_id": device.id})}
+    variables = {r.id: r for r in conn.execute(_PROJECT_VARIABLES, {"project_id": project.id})}
 
     def stream_row(lid: int) -> tuple[Row[Any], model.Converter]:
         if lid not in cache:
@@ -222,23 +229,24 @@ def ingest_report(
     if reboot_at >= 0:
         update["last_reboot_ts"] = int(ts[reboot_at])
     if update:
-        conn.execute(sa.update(db.streamers).where(db.streamers.c.id == streamer.id).values(**update))
+        conn.execute(_ADVANCE_STREAMER, {"streamer_id": streamer.id, **update})
     record_id = str(uuid.uuid4())
     conn.execute(
-        sa.insert(db.streamer_reports).values(
-            id=record_id,
-            streamer_id=streamer.id,
-            original_first_id=report.lowest_id,
-            original_last_id=report.highest_id,
-            actual_first_id=first_id,
-            actual_last_id=top_id,
-            sent_timestamp=received_us,
-            device_sent_timestamp=sent,
-            incremental_id=report.report_id,
-            time_epsilon=1.0,
-            created_on=db.now_us(),
-            created_by=user_id,
-        )
+        _RECORD_REPORT,
+        {
+            "id": record_id,
+            "streamer_id": streamer.id,
+            "original_first_id": report.lowest_id,
+            "original_last_id": report.highest_id,
+            "actual_first_id": first_id,
+            "actual_last_id": top_id,
+            "sent_timestamp": received_us,
+            "device_sent_timestamp": sent,
+            "incremental_id": report.report_id,
+            "time_epsilon": 1.0,
+            "created_on": db.now_us(),
+            "created_by": user_id,
+        },
     )
     return IngestResult(
         count=len(report.readings), stored=n, events=len(events), first_id=first_id, last_id=top_id, record_id=record_id

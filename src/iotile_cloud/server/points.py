@@ -274,12 +274,21 @@ def decode(payload: bytes, stream_pk: int) -> Points:
 # -- writing -------------------------------------------------------------------------------------------
 
 
+# Statements of every write, built once: SQLAlchemy then skips building and keying them each time
+# (a few hundred microseconds a statement, a sizeable share of storing a 10,000-point report).
+_TAKE_IDS = (
+    sa.update(db.point_ids)
+    .where(db.point_ids.c.id == 1)
+    .values(next_id=db.point_ids.c.next_id + sa.bindparam("n"))
+    .returning(db.point_ids.c.next_id)
+)
+_INSERT_SEGMENTS = sa.insert(db.segments)
+
+
 def allocate_ids(conn: Connection, n: int) -> int:
     """The first of ``n`` new consecutive point ids (one counter row, locked until commit)."""
     counter = db.point_ids
-    top = conn.execute(
-        sa.update(counter).where(counter.c.id == 1).values(next_id=counter.c.next_id + n).returning(counter.c.next_id)
-    ).scalar_one_or_none()
+    top = conn.execute(_TAKE_IDS, {"n": n}).scalar_one_or_none()
     if top is None:  # an empty counter table (a database made by hand): start after any stored id
         start = int(conn.execute(sa.select(sa.func.coalesce(sa.func.max(db.segments.c.id_max), 0))).scalar_one()) + 1
         try:
@@ -315,7 +324,7 @@ def _segment_rows(stream_pk: int, points: Points) -> list[dict[str, Any]]:
 
 def _insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
     if rows:
-        conn.execute(sa.insert(db.segments), rows)
+        conn.execute(_INSERT_SEGMENTS, rows)
 
 
 def _rewrite(conn: Connection, segment_id: int, points: Points) -> None:
