@@ -88,6 +88,15 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
     api.client.upload_report(report, received=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
     record = api.streamer.report.get()["results"][0]["id"]
     note = api.note.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "note": "Secret note"})
+    upload = api.note(note["id"]).uploadurl.post({"name": "secret.txt"})
+    attached = httpx.post(
+        upload["url"],
+        data=upload["fields"],
+        files={"file": ("secret.txt", b"Secret attachment")},
+        headers={"Authorization": f"jwt {api.token}"},
+    )
+    assert attached.status_code == 204, attached.text
+    api.note(note["id"]).uploadsuccess.post({"name": "secret.txt", "uuid": upload["uuid"]})
     location = api.location.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "lat": 1.5, "lon": 2.5})
     alias = api.alias.post({"name": "Secret Alias", "org": org})["slug"]
     tap = api.tap.post({"alias": alias, "timestamp": "2026-01-01T00:00:00Z", "stream": stream})
