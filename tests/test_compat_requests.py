@@ -246,7 +246,8 @@ def _points(n: int, start: int = 0) -> list[dict[str, Any]]:
 
 
 def test_stream_data_under_requests_mock_uses_json_pages() -> None:
-    """A big ``count`` makes StreamData try the Arrow stream; unregistered, it silently reads pages."""
+    """A big ``count`` makes StreamData try the Arrow stream; unregistered, it silently reads pages
+    (item pages, from a server that does not know the columns pages)."""
     pages = {1: _points(3), 2: _points(2, 3)}
 
     def page(request: Any, context: Any) -> str:
@@ -262,6 +263,8 @@ def test_stream_data_under_requests_mock_uses_json_pages() -> None:
         data.initialize_from_server(start="2026-01-01T00:00:00Z")
         assert [p["int_value"] for p in data.data] == [0, 1, 2, 3, 4]
         assert any("/df/" in r.url for r in m.request_history)  # tried, failed, fell back
+        # Pages were asked for as columns; this server answered item pages, taken as they came.
+        assert "application/vnd.iotile.columns+json" in m.request_history[0].headers["Accept"]
 
         m.get(f"{BASE}/data/", json={"count": 1, "next": None})
         with pytest.raises(UnexpectedPageError):

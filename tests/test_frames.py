@@ -209,3 +209,34 @@ def test_stream_data_empty_selection(api: Api, seeded: dict[str, str]) -> None:
     data = StreamData(seeded["stream"], api)
     data.initialize_from_server(start="2030-01-01T00:00:00Z")
     assert data.data == []
+
+
+def test_raw_data_columns_pages_equal_the_item_pages(api: Api, seeded: dict[str, str]) -> None:
+    """RawData reads /data/ as columns pages (several streams, ids, nulls) item for item as the
+    original item pages; a subclass with its own _fetch_data keeps getting item pages through it."""
+    urls: list[str] = []
+    api.session.hooks["response"].append(
+        lambda response, *args, **kwargs: urls.append(response.request.headers["Accept"])
+    )
+    for params in (
+        {"filter": seeded["device"]},
+        {"filter": seeded["variable"], "start": "2026-01-01T00:01:00Z", "end": "2026-01-01T00:05:00Z"},
+        {"filter": seeded["stream"], "lastn": 7},
+    ):
+        urls.clear()
+        fast = RawData(api)
+        fast.initialize_from_server(**params)
+        assert urls and all("columns+json" in accept for accept in urls)
+        slow = RawData(api)
+        slow.columnar = False
+        slow.initialize_from_server(**params)
+        assert fast.data == slow.data and fast.data, params
+
+    class Counted(RawData):
+        def _fetch_data(self, *args: object, **kwargs: object) -> dict[str, object]:
+            self.calls = getattr(self, "calls", 0) + 1
+            return super()._fetch_data(*args, **kwargs)
+
+    counted = Counted(api)
+    counted.initialize_from_server(filter=seeded["device"], page_size=1000)
+    assert counted.calls == 3 and len(counted.data) == 2600  # 2,600 points in pages of 1,000

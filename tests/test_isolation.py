@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 
 from iotile_cloud.api.connection import Api
 from iotile_cloud.reports import Reading, SignedListReport
-from iotile_cloud.server import db
+from iotile_cloud.server import db, points
 from iotile_cloud.server.app import routers
 from iotile_cloud.server.context import device_or_user
 from iotile_cloud.testing.cloud import CloudHelper
@@ -47,12 +47,18 @@ BOOKKEEPING = {"counters", "login_failures"}
 
 
 def snapshot(cloud: CloudHelper) -> dict[str, list[Any]]:
+    """Every table's rows; stored points as points (background compaction may regroup segments)."""
     with cloud.engine.connect() as conn:
-        return {
+        tables = {
             t.name: sorted(map(tuple, conn.execute(sa.select(t)).all()), key=repr)
             for t in db.metadata.sorted_tables
-            if t.name not in BOOKKEEPING
+            if t.name not in BOOKKEEPING and t.name != "segments"
         }
+        stored = points.Points.concat_or_empty(
+            [points.decode(row.payload, row.stream_pk) for row in conn.execute(sa.select(db.segments))]
+        ).as_lists()
+    tables["points"] = sorted(zip(*stored.values(), strict=True), key=repr)
+    return tables
 
 
 @pytest.fixture
@@ -82,6 +88,15 @@ def world(cloud: CloudHelper, api: Api) -> dict[str, str]:
     api.client.upload_report(report, received=dt.datetime(2026, 1, 2, tzinfo=dt.timezone.utc))
     record = api.streamer.report.get()["results"][0]["id"]
     note = api.note.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "note": "Secret note"})
+    upload = api.note(note["id"]).uploadurl.post({"name": "secret.txt"})
+    attached = httpx.post(
+        upload["url"],
+        data=upload["fields"],
+        files={"file": ("secret.txt", b"Secret attachment")},
+        headers={"Authorization": f"jwt {api.token}"},
+    )
+    assert attached.status_code == 204, attached.text
+    api.note(note["id"]).uploadsuccess.post({"name": "secret.txt", "uuid": upload["uuid"]})
     location = api.location.post({"target": device, "timestamp": "2026-01-01T00:00:00Z", "lat": 1.5, "lon": 2.5})
     alias = api.alias.post({"name": "Secret Alias", "org": org})["slug"]
     tap = api.tap.post({"alias": alias, "timestamp": "2026-01-01T00:00:00Z", "stream": stream})

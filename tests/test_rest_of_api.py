@@ -4,6 +4,7 @@ read-only member, an outsider and a device token."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -159,6 +160,120 @@ def test_location_history_moves_the_device(world: World) -> None:
     assert world["owner"].get("/location/x/").json() == ["Location ID must be a integer"]
 
 
+def test_location_records_are_edited_by_members(world: World) -> None:
+    one = {"target": world.device, "timestamp": "2026-03-01T10:00:00Z", "lat": 37.1, "lon": -122.2}
+    location = world["member"].post("/location/", json=one).json()
+    path = f"/location/{location['id']}/"
+    patched = world["member"].patch(path, json={"lat": 40.25})
+    assert patched.status_code == 200, patched.text
+    assert patched.json() == {**location, "lat": "40.250000"}
+    replaced = world["owner"].put(path, json={**one, "timestamp": "2026-03-04T00:00:00Z", "lon": 10})
+    assert replaced.status_code == 200, replaced.text
+    assert (replaced.json()["timestamp"], replaced.json()["lat"], replaced.json()["lon"]) == (
+        "2026-03-04T00:00:00Z",
+        "37.100000",
+        "10.000000",
+    )
+    assert replaced.json()["user"] == "member"  # the record keeps who made it
+    assert world["reader"].get(path).json()["lon"] == "10.000000"
+    # The device keeps the position of its newest POST (the original changed only the record).
+    assert world["owner"].get(f"/device/{world.device}/").json()["lat"] == "37.100000"
+    # Read-only members, outsiders and device tokens change nothing.
+    assert world["reader"].patch(path, json={"lat": 1}).status_code == 403
+    assert world["outsider"].patch(path, json={"lat": 1}).status_code == 403
+    assert world["device"].patch(path, json={"lat": 1}).status_code == 403
+    assert world["outsider"].put(path, json=one).status_code == 403
+    # Bad input: each field named, nothing stored.
+    assert world["owner"].put(path, json={"lat": 1}).json() == {
+        "target": ["This field is required."],
+        "timestamp": ["This field is required."],
+        "lon": ["This field is required."],
+    }
+    assert world["owner"].patch(path, json={"lat": None}).json() == {"lat": ["This field may not be null."]}
+    assert world["owner"].patch(path, json={"lat": 91}).json() == {"lat": ["Ensure this value is between -90 and 90."]}
+    assert world["owner"].patch(path, json={"timestamp": "soon"}).status_code == 400
+    assert world["owner"].patch(path, json=[1]).status_code == 400
+    unknown = world["owner"].patch(path, json={"target": "d--0000-0000-0000-0fff"})
+    assert unknown.json() == {"target": ["Object with slug=d--0000-0000-0000-0fff does not exist."]}
+    assert world["owner"].patch("/location/x/", json={"lat": 1}).json() == ["Location ID must be a integer"]
+    assert world["owner"].patch("/location/999999/", json={"lat": 1}).status_code == 404
+    assert world["reader"].get(path).json() == replaced.json()
+
+
+# -- note attachments ---------------------------------------------------------------------------
+
+
+def _attach(client: httpx.Client, note_id: int, name: str, data: bytes) -> httpx.Response:
+    """The original's three steps: ask where to upload, upload, confirm."""
+    target = client.post(f"/note/{note_id}/uploadurl/", json={"name": name})
+    assert target.status_code == 202, target.text
+    form = target.json()
+    uploaded = client.post(form["url"], data=form["fields"], files={"file": (name, data)})
+    assert uploaded.status_code == 204, uploaded.text
+    return client.post(f"/note/{note_id}/uploadsuccess/", json={"name": name, "uuid": form["uuid"]})
+
+
+def test_note_attachments(cloud: CloudHelper, world: World) -> None:
+    body = {"target": world.device, "timestamp": "2026-03-01T10:00:00Z", "note": "Photo of the mast"}
+    note = world["member"].post("/note/", json=body).json()
+    assert note["attachment"] is None
+    attached = _attach(world["member"], note["id"], "mast.png", b"\x89PNG fake image")
+    assert attached.status_code == 202, attached.text
+    file = attached.json()
+    assert set(file) == {"id", "title", "url", "file_type", "created_on", "created_by"}
+    assert (file["title"], file["file_type"]) == ("mast.png", "image")
+    assert world["reader"].get(f"/note/{note['id']}/").json()["attachment"] == file
+    listed = world["reader"].get("/note/", params={"target": world.device}).json()["results"]
+    assert [n["attachment"] for n in listed] == [file]
+    download = world["reader"].get(file["url"])
+    assert download.status_code == 200 and download.content == b"\x89PNG fake image"
+    assert download.headers["content-disposition"].startswith("attachment")
+    # Stored owner-only in the data folder.
+    stored = cloud.server.data_dir / "notes" / str(note["id"]) / file["id"] / "mast.png"
+    assert stored.read_bytes() == b"\x89PNG fake image"
+    assert stored.stat().st_mode & 0o777 == 0o600 and stored.parent.stat().st_mode & 0o777 == 0o700
+    # A second file replaces the first (and its upload is removed).
+    report = _attach(world["owner"], note["id"], "log.txt", b"rebooted twice").json()
+    assert report["file_type"] == "unk" and not stored.exists()
+    assert world["reader"].get(report["url"]).content == b"rebooted twice"
+    # Permissions: readers may download, not attach; outsiders and device tokens neither.
+    assert world["reader"].post(f"/note/{note['id']}/uploadurl/", json={"name": "x.png"}).status_code == 403
+    assert world["outsider"].post(f"/note/{note['id']}/uploadurl/", json={"name": "x.png"}).status_code == 403
+    assert world["device"].post(f"/note/{note['id']}/uploadurl/", json={"name": "x.png"}).status_code == 403
+    assert world["outsider"].get(report["url"]).status_code == 403
+    assert world["device"].get(report["url"]).status_code == 403
+    form = world["owner"].post(f"/note/{note['id']}/uploadurl/", json={"name": "x.png"}).json()
+    sneaky = world["reader"].post(form["url"], data=form["fields"], files={"file": ("x.png", b"x")})
+    assert sneaky.status_code == 403
+    # Bad input.
+    owner = world["owner"]
+    assert owner.post(f"/note/{note['id']}/uploadurl/", json={}).json() == {"name": ["This field is required."]}
+    bad_name = owner.post(f"/note/{note['id']}/uploadurl/", json={"name": "../x"}).json()
+    assert bad_name == {"name": ["Enter a file name without folders."]}
+    assert owner.post("/note/abc/uploadurl/", json={"name": "a"}).json() == ["Note ID must be a integer"]
+    assert owner.post("/note/999999/uploadurl/", json={"name": "a"}).status_code == 404
+    wrong_key = owner.post(form["url"], data={"key": "not-a-uuid/x.png"}, files={"file": ("x.png", b"x")})
+    assert wrong_key.json() == {"key": ["The key does not belong to this note."]}
+    escape = owner.post(form["url"], data={"key": f"{form['uuid']}/../x"}, files={"file": ("x", b"x")})
+    assert escape.status_code == 400
+    assert owner.post(form["url"], data=form["fields"]).status_code == 400  # no file
+    too_big = owner.post(form["url"], data=form["fields"], files={"file": ("x.png", b"x" * 4_096_001)})
+    assert too_big.json() == {"file": ["File too large: at most 4096000 bytes."]}
+    never = owner.post(f"/note/{note['id']}/uploadsuccess/", json={"name": "x.png", "uuid": form["uuid"]})
+    assert never.json() == {"name": ["No file x.png was uploaded for this note."]}
+    assert owner.post(f"/note/{note['id']}/uploadsuccess/", json={"name": "x.png", "uuid": "nope"}).json() == {
+        "uuid": ["Must be a valid UUID."]
+    }
+    duplicate = owner.post(f"/note/{note['id']}/uploadsuccess/", json={"name": "log.txt", "uuid": report["id"]})
+    assert duplicate.json() == {"detail": "Illegal or duplicate UUID"}
+    assert owner.get(f"/note/{note['id']}/").json()["attachment"] == report
+    # Deleting the note removes its files.
+    assert owner.delete(f"/note/{note['id']}/").status_code == 204
+    assert not (cloud.server.data_dir / "notes" / str(note["id"])).exists()
+    bare = owner.post("/note/", json=body).json()
+    assert owner.get(f"/note/{bare['id']}/attachment/").status_code == 404
+
+
 # -- aliases and taps ---------------------------------------------------------------------------
 
 
@@ -169,6 +284,12 @@ def test_alias_follows_a_sensor_across_a_device_swap(cloud: CloudHelper, world: 
     assert alias.status_code == 201, alias.text
     slug = alias.json()["slug"]
     assert set(alias.json()) == {"id", "slug", "gid", "name", "org", "created_on", "created_by"}
+    # The original's formatted_alias_id: four hex groups, found only as written.
+    gid = alias.json()["gid"]
+    assert re.fullmatch("[0-9a-f]{4}(-[0-9a-f]{4}){3}", gid) and int(gid.replace("-", ""), 16) == alias.json()["id"]
+    assert slug == f"a--{gid}"
+    assert world["owner"].get(f"/alias/a--{gid[10:]}/").status_code == 404  # the short form of an earlier version
+    assert world["owner"].get(f"/alias/{slug.upper()}/").status_code == 404
     for when, stream in (("2026-01-01T00:00:00Z", world.stream), ("2026-02-01T00:00:00Z", spare_stream)):
         tap = world["owner"].post("/tap/", json={"alias": slug, "timestamp": when, "stream": stream})
         assert tap.status_code == 201, tap.text
@@ -297,6 +418,20 @@ def test_configuration_attributes(world: World) -> None:
     assert world["owner"].delete(f"/config/attr/{own.json()['id']}/").status_code == 204
 
 
+def test_configuration_pages_follow_the_original_default_pagination(world: World) -> None:
+    """No pagination class of their own in the original: its default, 100 a page, at most 1000."""
+    for n in range(1, 102):
+        assert world["staff"].post("/config/name/", json={"name": f":page:{n:03d}"}).status_code == 201
+        attr = {"target": world.device, "name": f":page:{n:03d}", "data": n}
+        assert world["owner"].post("/config/attr/", json=attr).status_code == 201
+    for path, params in (("/config/name/", {}), ("/config/attr/", {"target": world.device})):
+        first = world["reader"].get(path, params=params).json()
+        assert first["count"] == 101 and len(first["results"]) == 100 and first["next"], path
+        assert len(world["reader"].get(first["next"]).json()["results"]) == 1
+        assert len(world["reader"].get(path, params={**params, "page_size": 5000}).json()["results"]) == 101
+        assert len(world["reader"].get(path, params={**params, "page_size": 7}).json()["results"]) == 7
+
+
 # -- built-in templates -------------------------------------------------------------------------
 
 
@@ -306,6 +441,20 @@ def test_builtin_templates_are_read_only(world: World) -> None:
     assert world["reader"].get("/pt/shipping-template-v1-0-0/").json()["extra_data"]["mobile"]["waveform"] is True
     assert world["reader"].get("/ot/default-template-v1-0-0/").json()["version"] == "v1.0.0"
     assert world["reader"].get("/pt/nope/").status_code == 404
+    # The original's serializers: versions are write-only, and one creation time for the whole catalog
+    # (the original stamps its install time on each built-in record).
+    stamp = world["reader"].get("/sg/water-meter-v1-1-0/").json()["created_on"]
+    for template in templates["results"]:
+        assert set(template) == {"id", "name", "slug", "org", "version", "extra_data", "created_on"}
+        assert template["org"] == "arch-systems" and template["created_on"] == stamp
+    org_template = world["reader"].get("/ot/").json()["results"][0]
+    assert set(org_template) == {"id", "name", "slug", "version", "extra_data", "created_on"}
+    assert org_template["created_on"] == stamp == world["reader"].get("/dt/pod-1gg1-v3-0-0/").json()["created_on"]
+    # A project names one of them; an unknown one is the original's SlugRelatedField error.
+    project = {"name": "Trucks", "org": world.org, "project_template": "shipping-template-v1-0-0"}
+    assert world["owner"].post("/project/", json=project).json()["project_template"] == "shipping-template-v1-0-0"
+    unknown = world["owner"].post("/project/", json={**project, "project_template": "water-meter-v1-1-0"})
+    assert unknown.json() == {"project_template": ["Object with slug=water-meter-v1-1-0 does not exist."]}
     assert world["reader"].get("/component/").json()["count"] == 0
     assert world["owner"].post("/pt/", json={"name": "Mine"}).status_code == 403
     # As the original: variable and widget templates are never read through the API.
@@ -501,7 +650,19 @@ NEW_PATHS = [
 ]
 
 
+NEW_OPERATIONS = [
+    ("patch", "/location/{location_id}/"),
+    ("put", "/location/{location_id}/"),
+    ("post", "/note/{note_id}/uploadurl/"),
+    ("post", "/note/{note_id}/upload/"),
+    ("post", "/note/{note_id}/uploadsuccess/"),
+    ("get", "/note/{note_id}/attachment/"),
+]
+
+
 def test_new_routes_are_in_the_openapi_description(cloud: CloudHelper) -> None:
     paths = httpx.get(cloud.url + "/api/schema/").json()["paths"]
     missing = [p for p in NEW_PATHS if "/api/v1" + p not in paths]
     assert not missing
+    absent = [(m, p) for m, p in NEW_OPERATIONS if m not in paths.get("/api/v1" + p, {})]
+    assert not absent

@@ -16,6 +16,29 @@ ARROW_MEDIA_TYPE = "application/vnd.apache.arrow.stream"
 JSON_MEDIA_TYPE = "application/json"
 CSV_MEDIA_TYPE = "text/csv"
 
+# A page of ``/stream/<slug>/data/`` or ``/data/`` as columns (asked for with this Accept header): the same page
+# links and ``count``, and ``columns`` holding one list per item field, in ITEM_FIELDS order. A
+# server that does not know it answers the usual ``results`` page, which clients take as it is.
+COLUMNS_MEDIA_TYPE = "application/vnd.iotile.columns+json"
+COLUMN_PAGE_SIZE = 100_000  # the largest columns page (items pages stop at 20,000)
+ITEM_FIELDS = ("type", "timestamp", "int_value", "value", "display_value", "output_value", "streamer_local_id")
+# The same for ``/data/`` (several streams: each point names its stream, project, device, variable).
+DATA_ITEM_FIELDS = (
+    "id",
+    "stream",
+    "project",
+    "device",
+    "variable",
+    "type",
+    "device_timestamp",
+    "timestamp",
+    "int_value",
+    "value",
+    "streamer_local_id",
+    "dirty_ts",
+    "status",
+)
+
 # The point statuses and value types, in the order of their dictionary codes on the wire (and of
 # the codes the server's point store keeps in its flags).
 STATUSES = ("unk", "cln", "drt", "utc")

@@ -9,18 +9,16 @@ from iotile_cloud.cli.common import (
     Group,
     change_one,
     domain_option,
-    field_options,
     friendly_errors,
     json_option,
     list_rows,
     logged_in_client,
-    parse_fields,
     project_id,
-    show_one,
-    show_record,
 )
+from iotile_cloud.cli.resources import Field, Resource, delete_command, show_command, show_result, update_command
 
 COLUMNS = ("slug", "label", "sg", "project", "org", "active")
+DEVICE = Resource("device", "device")
 DEFAULT_TEMPLATE = "1d1p2bt101es-v2-0-0"
 REGISTER_REFUSED = (
     "The server refused to register the device ({answer}). On the original IOTile Cloud only staff register "
@@ -46,13 +44,7 @@ def device_list(project_ref: str | None, org: str | None, all_devices: bool, dom
     list_rows(domain, "device/", COLUMNS, as_json, project=project, org__slug=org, all="1" if all_devices else None)
 
 
-@device.command("show")
-@click.argument("slug")
-@domain_option
-@json_option
-def device_show(slug: str, domain: str | None, as_json: bool) -> None:
-    """Show one device (d-- slug, or its number in hex such as 0x2a)."""
-    show_one(domain, f"device/{slug}/", "device", slug, as_json)
+show_command(device, DEVICE, "Show one device (d-- slug, or its number in hex such as 0x2a).")
 
 
 @device.command("create")
@@ -94,44 +86,22 @@ def device_create(
                 ) from None
             created = client.get(f"device/{created['slug']}/")
             where = f", claimed into {claimed['project']}"
-    if as_json:
-        show_record(created, True)
-        return
-    click.echo(f"Registered device {created['slug']} ({created['label']}, sensor graph {sg}){where}")
+    show_result(created, as_json, lambda r: f"Registered device {r['slug']} ({r['label']}, sensor graph {sg}){where}")
 
 
-@device.command("update")
-@click.argument("slug")
-@click.option("--label", default=None)
-@click.option("--active/--inactive", default=None)
-@field_options
-@domain_option
-@json_option
-def device_update(
-    slug: str,
-    label: str | None,
-    active: bool | None,
-    raw: tuple[str, ...],
-    typed: tuple[str, ...],
-    domain: str | None,
-    as_json: bool,
-) -> None:
-    """Change a device's label, state or location (org members), e.g. -F lat=45.5 -F lon=-122.6."""
-    body = {**parse_fields(raw, typed), **{k: v for k, v in (("label", label), ("active", active)) if v is not None}}
-    if not body:
-        raise click.UsageError("nothing to change: give --label, --active/--inactive or -f key=value")
-    show_record(change_one(domain, "PATCH", f"device/{slug}/", "device", slug, body), as_json)
-
-
-@device.command("delete")
-@click.argument("slug")
-@click.option("--staff", is_flag=True, help="Act as staff (?staff=1): the API lets only staff delete devices")
-@click.confirmation_option(prompt="Delete this device?")
-@domain_option
-def device_delete(slug: str, staff: bool, domain: str | None) -> None:
-    """Delete a device (staff only, as on the original; owners unclaim instead)."""
-    change_one(domain, "DELETE", f"device/{slug}/", "device", slug, None, **({"staff": 1} if staff else {}))
-    click.echo(f"Deleted device {slug}")
+update_command(
+    device,
+    DEVICE,
+    "Change a device's label, state or location (org members), e.g. -F lat=45.5 -F lon=-122.6.",
+    [Field("label"), Field("active", "--active/--inactive")],
+)
+delete_command(
+    device,
+    DEVICE,
+    "Delete a device (staff only, as on the original; owners unclaim instead).",
+    "Delete this device?",
+    staff_help="Act as staff (?staff=1): the API lets only staff delete devices",
+)
 
 
 @device.command("claim")
@@ -143,10 +113,7 @@ def device_claim(slug: str, project_ref: str, domain: str | None, as_json: bool)
     """Claim an unclaimed device into one of your projects (org admins)."""
     project = project_id(logged_in_client(domain), project_ref)
     answer = change_one(domain, "POST", "device/claim/", "device", slug, {"device": slug, "project": project})
-    if as_json:
-        show_record(answer, True)
-    else:
-        click.echo(f"Claimed {answer.get('device', slug)} into {answer.get('project', project_ref)}")
+    show_result(answer, as_json, lambda r: f"Claimed {r.get('device', slug)} into {r.get('project', project_ref)}")
 
 
 @device.command("unclaim")
@@ -159,7 +126,4 @@ def device_unclaim(slug: str, clean_streams: bool, label: str | None, domain: st
     """Release a device from its project (org admins)."""
     body = {"clean_streams": clean_streams, **({"label": label} if label else {})}
     answer = change_one(domain, "POST", f"device/{slug}/unclaim/", "device", slug, body)
-    if as_json:
-        show_record(answer, True)
-    else:
-        click.echo(f"Unclaimed {answer.get('unclaimed', slug)}")
+    show_result(answer, as_json, lambda r: f"Unclaimed {r.get('unclaimed', slug)}")

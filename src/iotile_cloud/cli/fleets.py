@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import click
 
-from iotile_cloud.cli.common import (
-    Group,
-    change_one,
-    domain_option,
-    field_options,
-    json_option,
-    list_rows,
-    parse_fields,
-    show_one,
-    show_record,
-)
+from iotile_cloud.cli.common import Group, change_one, domain_option, json_option, list_rows
+from iotile_cloud.cli.resources import Field, Resource, delete_command, show_command, show_result, update_command
 
 COLUMNS = ("slug", "name", "org", "is_network", "description")
+FLEET = Resource("fleet", "fleet")
 
 
 @click.group(cls=Group)
@@ -34,13 +26,7 @@ def fleet_list(org: str | None, device: str | None, domain: str | None, as_json:
     list_rows(domain, "fleet/", COLUMNS, as_json, org=org, device=device)
 
 
-@fleet.command("show")
-@click.argument("slug")
-@domain_option
-@json_option
-def fleet_show(slug: str, domain: str | None, as_json: bool) -> None:
-    """Show one fleet (by its g-- slug)."""
-    show_one(domain, f"fleet/{slug}/", "fleet", slug, as_json)
+show_command(fleet, FLEET, "Show one fleet (by its g-- slug).")
 
 
 @fleet.command("create")
@@ -56,44 +42,13 @@ def fleet_create(
     """Create a fleet in an organisation (org admins)."""
     body = {"name": name, "org": org, "is_network": network, **({"description": description} if description else {})}
     created = change_one(domain, "POST", "fleet/", "organisation", org, body)
-    if as_json:
-        show_record(created, True)
-    else:
-        click.echo(f"Created fleet {created['slug']} ({created['name']}) in {org}")
+    show_result(created, as_json, lambda r: f"Created fleet {r['slug']} ({r['name']}) in {org}")
 
 
-@fleet.command("update")
-@click.argument("slug")
-@click.option("--name", default=None)
-@click.option("--description", default=None)
-@field_options
-@domain_option
-@json_option
-def fleet_update(
-    slug: str,
-    name: str | None,
-    description: str | None,
-    raw: tuple[str, ...],
-    typed: tuple[str, ...],
-    domain: str | None,
-    as_json: bool,
-) -> None:
-    """Change a fleet's name or description (org admins)."""
-    named = (("name", name), ("description", description))
-    body = {**parse_fields(raw, typed), **{k: v for k, v in named if v is not None}}
-    if not body:
-        raise click.UsageError("nothing to change: give --name, --description or -f key=value")
-    show_record(change_one(domain, "PATCH", f"fleet/{slug}/", "fleet", slug, body), as_json)
-
-
-@fleet.command("delete")
-@click.argument("slug")
-@click.confirmation_option(prompt="Delete this fleet?")
-@domain_option
-def fleet_delete(slug: str, domain: str | None) -> None:
-    """Delete a fleet (its devices stay)."""
-    change_one(domain, "DELETE", f"fleet/{slug}/", "fleet", slug, None)
-    click.echo(f"Deleted fleet {slug}")
+update_command(
+    fleet, FLEET, "Change a fleet's name or description (org admins).", [Field("name"), Field("description")]
+)
+delete_command(fleet, FLEET, "Delete a fleet (its devices stay).", "Delete this fleet?")
 
 
 @fleet.command("devices")

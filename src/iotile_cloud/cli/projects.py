@@ -4,21 +4,11 @@ from __future__ import annotations
 
 import click
 
-from iotile_cloud.cli.common import (
-    Group,
-    change_one,
-    domain_option,
-    field_options,
-    json_option,
-    list_rows,
-    logged_in_client,
-    parse_fields,
-    project_id,
-    show_one,
-    show_record,
-)
+from iotile_cloud.cli.common import Group, change_one, domain_option, json_option, list_rows, project_id
+from iotile_cloud.cli.resources import Field, Resource, delete_command, show_command, show_result, update_command
 
 COLUMNS = ("slug", "name", "org", "id", "created_on")
+PROJECT = Resource("project", "project", argument="project_ref", metavar="PROJECT", resolve=project_id)
 
 
 @click.group(cls=Group)
@@ -35,13 +25,7 @@ def project_list(org: str | None, domain: str | None, as_json: bool) -> None:
     list_rows(domain, "project/", COLUMNS, as_json, org__slug=org)
 
 
-@project.command("show")
-@click.argument("project_ref", metavar="PROJECT")
-@domain_option
-@json_option
-def project_show(project_ref: str, domain: str | None, as_json: bool) -> None:
-    """Show one project (PROJECT: uuid, p-- slug or name)."""
-    show_one(domain, f"project/{project_id(logged_in_client(domain), project_ref)}/", "project", project_ref, as_json)
+show_command(project, PROJECT, "Show one project (PROJECT: uuid, p-- slug or name).")
 
 
 @project.command("create")
@@ -54,42 +38,12 @@ def project_create(name: str, org: str, about: str | None, domain: str | None, a
     """Create a project in an organisation (org admins)."""
     body = {"name": name, "org": org, **({"about": about} if about else {})}
     created = change_one(domain, "POST", "project/", "organisation", org, body)
-    if as_json:
-        show_record(created, True)
-    else:
-        click.echo(f"Created project {created['slug']} ({created['name']}, id {created['id']}) in {org}")
+    show_result(created, as_json, lambda r: f"Created project {r['slug']} ({r['name']}, id {r['id']}) in {org}")
 
 
-@project.command("update")
-@click.argument("project_ref", metavar="PROJECT")
-@click.option("--name", default=None)
-@click.option("--about", default=None)
-@field_options
-@domain_option
-@json_option
-def project_update(
-    project_ref: str,
-    name: str | None,
-    about: str | None,
-    raw: tuple[str, ...],
-    typed: tuple[str, ...],
-    domain: str | None,
-    as_json: bool,
-) -> None:
-    """Change a project's name or description (org admins)."""
-    body = {**parse_fields(raw, typed), **{k: v for k, v in (("name", name), ("about", about)) if v is not None}}
-    if not body:
-        raise click.UsageError("nothing to change: give --name, --about or -f key=value")
-    path = f"project/{project_id(logged_in_client(domain), project_ref)}/"
-    show_record(change_one(domain, "PATCH", path, "project", project_ref, body), as_json)
-
-
-@project.command("delete")
-@click.argument("project_ref", metavar="PROJECT")
-@click.confirmation_option(prompt="Delete this project and all its streams?")
-@domain_option
-def project_delete(project_ref: str, domain: str | None) -> None:
-    """Delete a project and its streams (org admins)."""
-    path = f"project/{project_id(logged_in_client(domain), project_ref)}/"
-    change_one(domain, "DELETE", path, "project", project_ref, None)
-    click.echo(f"Deleted project {project_ref}")
+update_command(
+    project, PROJECT, "Change a project's name or description (org admins).", [Field("name"), Field("about")]
+)
+delete_command(
+    project, PROJECT, "Delete a project and its streams (org admins).", "Delete this project and all its streams?"
+)

@@ -6,23 +6,20 @@ import click
 
 from iotile_cloud.cli.common import (
     Group,
-    change_one,
     domain_option,
-    field_options,
     friendly_errors,
     json_option,
     list_rows,
     logged_in_client,
     missing_as,
-    parse_fields,
     project_id,
-    show_one,
-    show_record,
     show_table,
 )
+from iotile_cloud.cli.resources import Resource, delete_command, show_command, update_command
 
 COLUMNS = ("slug", "var_name", "device", "project", "enabled")
 POINT_COLUMNS = ("timestamp", "int_value", "value", "streamer_local_id")
+STREAM = Resource("stream", "stream")
 
 
 @click.group(cls=Group)
@@ -41,13 +38,7 @@ def stream_list(project_ref: str | None, device: str | None, domain: str | None,
     list_rows(domain, "stream/", COLUMNS, as_json, project=project, device=device)
 
 
-@stream.command("show")
-@click.argument("slug")
-@domain_option
-@json_option
-def stream_show(slug: str, domain: str | None, as_json: bool) -> None:
-    """Show one stream (s--<project>--<device>--<variable>)."""
-    show_one(domain, f"stream/{slug}/", "stream", slug, as_json)
+show_command(stream, STREAM, "Show one stream (s--<project>--<device>--<variable>).")
 
 
 @stream.command("data")
@@ -68,24 +59,5 @@ def stream_data(slug: str, lastn: int, start: str | None, end: str | None, domai
     show_table(answer.get("results", []), POINT_COLUMNS, as_json)
 
 
-@stream.command("update")
-@click.argument("slug")
-@field_options
-@domain_option
-@json_option
-def stream_update(slug: str, raw: tuple[str, ...], typed: tuple[str, ...], domain: str | None, as_json: bool) -> None:
-    """Change a stream's fields, e.g. -f data_label=Flow -F enabled=false (org members)."""
-    body = parse_fields(raw, typed)
-    if not body:
-        raise click.UsageError("nothing to change: give -f key=value or -F key=value")
-    show_record(change_one(domain, "PATCH", f"stream/{slug}/", "stream", slug, body), as_json)
-
-
-@stream.command("delete")
-@click.argument("slug")
-@click.confirmation_option(prompt="Delete this stream and its data?")
-@domain_option
-def stream_delete(slug: str, domain: str | None) -> None:
-    """Delete a stream and its data (org admins)."""
-    change_one(domain, "DELETE", f"stream/{slug}/", "stream", slug, None)
-    click.echo(f"Deleted stream {slug}")
+update_command(stream, STREAM, "Change a stream's fields, e.g. -f data_label=Flow -F enabled=false (org members).")
+delete_command(stream, STREAM, "Delete a stream and its data (org admins).", "Delete this stream and its data?")

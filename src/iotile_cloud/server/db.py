@@ -426,6 +426,13 @@ notes = sa.Table(
     sa.Column("type", sa.String(2), nullable=False, server_default="ui"),
     sa.Column("created_on", Micros, nullable=False),
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    # The note's attached file (the original's S3File), kept in <data dir>/notes/<note id>/<uuid>/.
+    # attachment_by has no foreign key so the column can be added in place on SQLite; it only names
+    # the uploader in the answer.
+    sa.Column("attachment_id", sa.String(36), nullable=True),
+    sa.Column("attachment_title", sa.String(100), nullable=True),
+    sa.Column("attachment_on", Micros, nullable=True),
+    sa.Column("attachment_by", sa.Integer, nullable=True),
 )
 
 device_locations = sa.Table(

@@ -435,15 +435,19 @@ class Pager:
         if self.page > 1 and self.offset >= count:
             raise APIError(404, {"detail": "Invalid page."})
 
-    def body(self, count: int, results: list[Any]) -> dict[str, Any]:
+    def links(self, count: int, returned: int) -> dict[str, Any]:
+        """``count``, ``next`` and ``previous`` of a page holding ``returned`` items."""
         url = self.request.url
         base = str(url.replace(query=None))
         query = url.query
-        next_url = _replace_query(base, query, "page", self.page + 1) if self.offset + len(results) < count else None
+        next_url = _replace_query(base, query, "page", self.page + 1) if self.offset + returned < count else None
         previous = None
         if self.page > 1:
             previous = _replace_query(base, query, "page", None if self.page == 2 else self.page - 1)
-        return {"count": count, "next": next_url, "previous": previous, "results": results}
+        return {"count": count, "next": next_url, "previous": previous}
+
+    def body(self, count: int, results: list[Any]) -> dict[str, Any]:
+        return {**self.links(count, len(results)), "results": results}
 
     def respond_query(self, conn: Any, query: Any, order: Sequence[Any], render: Callable[[Any], Any]) -> JSON:
         """Count ``query``, then answer the requested page of it, ordered, each row rendered."""

@@ -11,10 +11,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import catalog, db
+from iotile_cloud.server.catalog import registry
 from iotile_cloud.utils.gid import int2did, int2pid
 from iotile_cloud.utils.mdo import MdoHelper, display_value
 
 RAW_FORMATS = ("<L", "<l", "<H", "<h", "<f", "<B", "<b", "<Q", "<q")
+# A variable template's C type as a raw value format; the original's "auto" has no local meaning.
+CTYPE_RAW_FORMATS = {"int": "<l", "unsigned int": "<L"}
 
 
 def stream_slug(project_gid: int, device_id: int | None, lid: int) -> str:
@@ -123,19 +126,23 @@ def variable_for(
     if row is not None:
         return row
     if template is not None:
+        # As the original: the template's units and MDO, its C type as the raw value format, and
+        # two decimal places whatever the output unit says.
         return create_variable(
             conn,
             project,
             lid,
             template["label"],
             var_type=template["var_type"],
-            input_unit=template["default_input_unit"],
-            output_unit=template["default_output_unit"],
-            m=template["m"],
-            d=template["d"],
-            o=template["o"],
-            app_only=template["app_only"],
-            web_only=template["web_only"],
+            input_unit=template.get("default_input_unit") or None,
+            output_unit=template.get("default_output_unit") or None,
+            raw_value_format=CTYPE_RAW_FORMATS.get(template.get("ctype", "unsigned int"), "<L"),
+            m=template.get("m", 1),
+            d=template.get("d", 1),
+            o=template.get("o", 0.0),
+            decimal_places=2,
+            app_only=template.get("app_only", False),
+            web_only=template.get("web_only", False),
             user_id=user_id,
         )
     name = catalog.WELL_KNOWN_VARIABLES.get(lid, f"Stream {lid:04x}")
@@ -158,12 +165,12 @@ def stream_for(conn: Connection, project: Row[Any], device_id: int, lid: int, us
 
 def apply_sensor_graph(conn: Connection, device: Row[Any], project: Row[Any], user_id: int) -> None:
     """Claiming a device creates its sensor graph's project variables and device streams."""
-    sg = catalog.SENSOR_GRAPHS.get(device.sg or "")
+    sg = registry.entry(conn, "sg", device.sg) if device.sg else None
     if sg is None:
         return
     lock_project_schema(conn, project)
     for template in sg["variable_templates"]:
-        variable = variable_for(conn, project, template["lid"], template, user_id)
+        variable = variable_for(conn, project, int(template["lid_hex"], 16), template, user_id)
         slug = stream_slug(project.gid, device.id, variable.lid)
         if conn.execute(sa.select(db.streams.c.pk).where(db.streams.c.slug == slug)).first() is None:
             create_stream(conn, project, variable, device.id, user_id=user_id)
@@ -242,6 +249,11 @@ class Converter:
         if self.output_mdo is None:
             return [None] * len(values)
         compute = self.output_mdo.compute
+        if None not in values:  # the usual page: one vectorised computation (the same float operations)
+            import numpy as np
+
+            computed: list[float | None] = compute(np.array(values, dtype=np.float64)).tolist()
+            return computed
         return [None if v is None else float(compute(v)) for v in values]
 
     def display(self, output: float | None, value: float | None) -> str:

@@ -1,7 +1,9 @@
 """Built-in, read-only definitions: variable types and their units, sensor graphs, templates.
 
 Variable types carry the original cloud's unit slugs and factors (``vartypes.json``). Sensor graphs
-list the variables and streams that claiming a device creates in its project.
+list the variables and streams that claiming a device creates in its project; ``sensor_graphs.json``
+holds records of the original server's ``sg-data`` fixtures in its ``/sg/`` shapes (template ids
+numbered in catalog order, ``o`` always 0.0 as its loader left it).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from iotile_cloud.utils.mdo import MdoHelper
 
 __all__ = [
+    "CREATED_ON",
     "vartypes",
     "vartype",
     "input_unit",
@@ -23,8 +26,14 @@ __all__ = [
     "SENSOR_GRAPHS",
     "DEVICE_TEMPLATES",
     "PROJECT_TEMPLATES",
+    "PROJECT_TEMPLATE_RECORDS",
+    "ORG_TEMPLATE_RECORDS",
     "WELL_KNOWN_VARIABLES",
 ]
+
+
+# When every built-in record says it was made (the original stamps the time it was installed).
+CREATED_ON = "2018-01-01T00:00:00Z"
 
 
 @dataclass(frozen=True)
@@ -97,57 +106,71 @@ def output_unit(slug: str | None) -> Unit | None:
     return _units().get(slug)
 
 
-def _var(
-    lid: int, label: str, var_type: str, unit_in: str | None, unit_out: str | None, app_only: bool = False
-) -> dict[str, Any]:
+def _var(template_id: int, lid: int, label: str, var_type: str, unit_in: str, unit_out: str) -> dict[str, Any]:
     return {
-        "lid": lid,
-        "lid_hex": f"{lid:04x}",
+        "id": template_id,
         "label": label,
+        "lid_hex": f"{lid:04x}",
+        "derived_lid_hex": "",
         "var_type": var_type,
         "default_input_unit": unit_in,
         "default_output_unit": unit_out,
+        "ctype": "unsigned int",
         "m": 1,
         "d": 1,
         "o": 0.0,
-        "app_only": app_only,
+        "app_only": False,
         "web_only": False,
     }
 
 
-_VOL_IN, _VOL_OUT = "in--water-meter-volume--gallons", "out--water-meter-volume--gallons"
-_FLOW_IN, _FLOW_OUT = "in--water-meter-flow--gallons", "out--water-meter-flow--gallons-per-min"
+@functools.cache
+def _original_sensor_graphs() -> dict[str, dict[str, Any]]:
+    raw = json.loads((Path(__file__).parent / "sensor_graphs.json").read_text())
+    return {item["slug"]: item for item in raw}
 
+
+def _local_sensor_graphs(originals: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Sensor graphs of this project that the original never had (the demo's greenhouse pod)."""
+    vt = max(t["id"] for sg in originals.values() for t in sg["variable_templates"])
+    return {
+        "environmental-v1-0-0": {
+            "id": len(originals) + 1,
+            "name": "Environmental Sensor",
+            "slug": "environmental-v1-0-0",
+            "org": "arch-systems",
+            "project_template": "default-template-v1-0-0",
+            "variable_templates": [
+                _var(vt + 1, 0x5001, "Temperature", "temp", "in--temp--pod1-m", "out--temp--celsius"),
+                _var(
+                    vt + 2,
+                    0x5002,
+                    "Humidity",
+                    "relative-humidity",
+                    "in--relative-humidity--centi-percent",
+                    "out--relative-humidity--percent",
+                ),
+                _var(vt + 3, 0x5003, "Pressure", "pressure", "in--pressure--pascals", "out--pressure--hectopascals"),
+            ],
+            "display_widget_templates": [],
+            "ui_extra": {},
+            "report_processing_engine_ver": 0,
+            "major_version": 1,
+            "minor_version": 0,
+            "patch_version": 0,
+            "version": "v1.0.0",
+            "app_tag": 0,
+            "app_version": "v0.0",
+            "created_on": CREATED_ON,
+        }
+    }
+
+
+# Built-in sensor graphs by slug, in the original's shapes (``/sg/``): 25 of the original's
+# ``sg-data`` fixtures (``sensor_graphs.json``), then this project's own.
 SENSOR_GRAPHS: dict[str, dict[str, Any]] = {
-    "water-meter-v1-1-0": {
-        "name": "Water Meter",
-        "version": (1, 1, 0),
-        "project_template": "water-meter-v1-1-0",
-        "variable_templates": [
-            _var(0x100B, "Pulse 1", "water-meter-flow", _FLOW_IN, _FLOW_OUT, app_only=True),
-            _var(0x100C, "Pulse 2", "water-meter-flow", _FLOW_IN, _FLOW_OUT, app_only=True),
-            _var(0x100D, "Odometer 1", "water-meter-volume", _VOL_IN, _VOL_OUT, app_only=True),
-            _var(0x100E, "Odometer 2", "water-meter-volume", _VOL_IN, _VOL_OUT, app_only=True),
-            _var(0x5001, "IO 1", "water-meter-volume", _VOL_IN, _VOL_OUT),
-            _var(0x5002, "IO 2", "water-meter-volume", _VOL_IN, _VOL_OUT),
-        ],
-    },
-    "environmental-v1-0-0": {
-        "name": "Environmental Sensor",
-        "version": (1, 0, 0),
-        "project_template": "default-template-v1-0-0",
-        "variable_templates": [
-            _var(0x5001, "Temperature", "temp", "in--temp--pod1-m", "out--temp--celsius"),
-            _var(
-                0x5002,
-                "Humidity",
-                "relative-humidity",
-                "in--relative-humidity--centi-percent",
-                "out--relative-humidity--percent",
-            ),
-            _var(0x5003, "Pressure", "pressure", "in--pressure--pascals", "out--pressure--hectopascals"),
-        ],
-    },
+    **_original_sensor_graphs(),
+    **_local_sensor_graphs(_original_sensor_graphs()),
 }
 
 DEVICE_TEMPLATES: dict[str, dict[str, Any]] = {
@@ -162,7 +185,31 @@ DEVICE_TEMPLATES: dict[str, dict[str, Any]] = {
     "environmental-pod-v1-0-0": {"external_sku": "IOTile Environmental Pod", "family": "POD-1M"},
 }
 
-PROJECT_TEMPLATES = ("default-template-v1-0-0", "water-meter-v1-1-0")
+
+def _template(
+    number: int, name: str, extra: dict[str, Any], org: str | None = "arch-systems", version: str = "1-0-0"
+) -> dict[str, Any]:
+    """A project (with ``org``) or org template (``org=None``) in the original's serializer shape."""
+    body: dict[str, Any] = {"id": number, "name": name, "slug": f"{name.lower().replace(' ', '-')}-v{version}"}
+    if org is not None:
+        body["org"] = org
+    body.update(version="v" + version.replace("-", "."), extra_data=extra, created_on=CREATED_ON)
+    return body
+
+
+def _pt_extra(page: str, waveform: bool = False) -> dict[str, Any]:
+    return {"web": {"projectTemplateSlug": page}, "mobile": {"projectTemplateSlug": page, "waveform": waveform}}
+
+
+# Taken as data from the original's pt-data/ and ot-data/ fixtures, in its ordering (name, version).
+PROJECT_TEMPLATE_RECORDS = [
+    _template(1, "Default Template", _pt_extra("default")),
+    _template(2, "Factory Template", _pt_extra("default")),
+    _template(3, "Shipping Template", _pt_extra("shipping", waveform=True)),
+    _template(4, "Simple Template", _pt_extra("simple")),
+]
+ORG_TEMPLATE_RECORDS = [_template(1, "Default Template", {"web": {"orgTemplateSlug": "default"}}, org=None)]
+PROJECT_TEMPLATES = tuple(template["slug"] for template in PROJECT_TEMPLATE_RECORDS)
 
 # Names for variables that reports create on the fly (reports.md, "well-known cloud variables").
 WELL_KNOWN_VARIABLES: dict[int, str] = {

@@ -17,44 +17,25 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import db
-from iotile_cloud.server.catalog import DEVICE_TEMPLATES, SENSOR_GRAPHS, vartypes
+from iotile_cloud.server.catalog import CREATED_ON, DEVICE_TEMPLATES, SENSOR_GRAPHS, vartypes
 
 KINDS = ("sg", "dt", "vt")
-
-CREATED_ON = "2018-01-01T00:00:00Z"
 
 
 def _version(parts: tuple[int, ...]) -> str:
     return "v" + ".".join(str(p) for p in parts)
 
 
-def builtin_sg(slug: str, index: int, sg: dict[str, Any]) -> dict[str, Any]:
-    major, minor, patch = sg["version"]
-    app_tag, (app_major, app_minor) = sg.get("app_tag", 0), sg.get("app_version", (0, 0))
+def new_sg(slug: str, index: int, name: str) -> dict[str, Any]:
+    """A registered sensor graph's record before its changes: the original's shape, no templates."""
+    major, minor, patch = _slug_version(slug)
     return {
         "id": index,
-        "name": sg["name"],
+        "name": name,
         "slug": slug,
         "org": "arch-systems",
-        "project_template": sg["project_template"],
-        "variable_templates": [
-            {
-                "id": index * 100 + n,
-                "label": t["label"],
-                "lid_hex": t["lid_hex"],
-                "derived_lid_hex": "",
-                "var_type": t["var_type"],
-                "default_input_unit": t["default_input_unit"],
-                "default_output_unit": t["default_output_unit"],
-                "ctype": "unsigned int",
-                "m": t["m"],
-                "d": t["d"],
-                "o": t["o"],
-                "app_only": t["app_only"],
-                "web_only": t["web_only"],
-            }
-            for n, t in enumerate(sg["variable_templates"], start=1)
-        ],
+        "project_template": "default-template-v1-0-0",
+        "variable_templates": [],
         "display_widget_templates": [],
         "ui_extra": {},
         "report_processing_engine_ver": 0,
@@ -62,12 +43,18 @@ def builtin_sg(slug: str, index: int, sg: dict[str, Any]) -> dict[str, Any]:
         "minor_version": minor,
         "patch_version": patch,
         "version": _version((major, minor, patch)),
-        "app_tag": app_tag,
-        "app_major_version": app_major,
-        "app_minor_version": app_minor,
-        "app_version": _version((app_major, app_minor)),
+        "app_tag": 0,
+        "app_version": "v0.0",
         "created_on": CREATED_ON,
     }
+
+
+def _slug_version(slug: str) -> tuple[int, int, int]:
+    """``water-meter-v1-1-2`` -> (1, 1, 2); (0, 0, 0) for a slug without a version."""
+    tail = slug.rsplit("-v", 1)[-1].split("-")
+    if len(tail) == 3 and all(part.isdigit() for part in tail):
+        return int(tail[0]), int(tail[1]), int(tail[2])
+    return 0, 0, 0
 
 
 def builtin_dt(slug: str, index: int, item: dict[str, Any]) -> dict[str, Any]:
@@ -95,7 +82,7 @@ def _builtins(kind: str) -> dict[str, dict[str, Any]]:
     if kind == "vt":
         return dict(vartypes())
     if kind == "sg":
-        return {s: builtin_sg(s, n, v) for n, (s, v) in enumerate(SENSOR_GRAPHS.items(), start=1)}
+        return dict(SENSOR_GRAPHS)
     products = _product_templates()
     ours = {s: builtin_dt(s, len(products) + n, v) for n, (s, v) in enumerate(DEVICE_TEMPLATES.items(), start=1)}
     return {**products, **ours}
@@ -118,6 +105,12 @@ def entries(conn: Connection, kind: str) -> list[dict[str, Any]]:
     merged = {} if kind == "vt" and rows else _builtins(kind)
     for slug, body in rows:
         merged[slug] = json.loads(body)
+    if kind == "sg":
+        # The original's ordering of sensor graphs: name, then version.
+        return sorted(
+            merged.values(),
+            key=lambda sg: (sg["name"].casefold(), sg["major_version"], sg["minor_version"], sg["patch_version"]),
+        )
     return list(merged.values())
 
 
@@ -146,9 +139,8 @@ def register(conn: Connection, kind: str, slug: str, **changes: Any) -> dict[str
     if body is None:
         count = len(entries(conn, kind))
         name = slug.rsplit("-v", 1)[0].replace("-", " ").title()
-        seed: dict[str, Any] = {"name": name, "version": (0, 0, 0), "project_template": "default-template-v1-0-0"}
         if kind == "sg":
-            body = builtin_sg(slug, count + 1, {**seed, "variable_templates": []})
+            body = new_sg(slug, count + 1, name)
         else:
             body = builtin_dt(slug, count + 1, {"external_sku": name, "family": name})
     return register_body(conn, kind, slug, {**body, **changes})

@@ -30,22 +30,26 @@ from iotile_cloud.server.http import (
 )
 from iotile_cloud.server.routes.orgs import NO_ACCESS, member_view, org_by_slug_field
 from iotile_cloud.server.routes.targets import normal_slug
-from iotile_cloud.utils.gid import int2pid
+from iotile_cloud.utils.gid import int64gid
 
 router = APIRouter()
 Body = Any
 
 
 def alias_slug(alias_id: int) -> str:
-    return f"a--{int2pid(alias_id)}"
+    """The original's alias slug: ``a--`` and the id as four hex groups (``a--0000-0000-0000-0001``)."""
+    return f"a--{int64gid(alias_id)}"
 
 
 def _alias_id(slug: str) -> int | None:
-    head, _, tail = slug.lower().partition("--")
+    """The id of an alias slug written exactly as :func:`alias_slug` writes it (the original looked
+    aliases up by their stored slug)."""
+    head, _, tail = slug.partition("--")
     try:
-        return int(tail.replace("-", ""), 16) if head == "a" and tail else None
+        alias_id = int(tail.replace("-", ""), 16) if head == "a" and tail else None
     except ValueError:
         return None
+    return alias_id if alias_id is not None and alias_slug(alias_id) == slug else None
 
 
 def check_manager(conn: Connection, principal: Principal, org_id: str) -> None:
@@ -58,7 +62,7 @@ def alias_body(row: Any, lk: serialize.Lookup) -> dict[str, Any]:
     return {
         "id": row.id,
         "slug": alias_slug(row.id),
-        "gid": int2pid(row.id),
+        "gid": int64gid(row.id),
         "name": row.name,
         "org": lk.org_slug(row.org_id),
         "created_on": iso(row.created_on),

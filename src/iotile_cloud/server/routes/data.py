@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy.engine import Connection, Row
 
+from iotile_cloud import wire
 from iotile_cloud.server import db, model, points
 from iotile_cloud.server.context import Principal, device_or_user, state
 from iotile_cloud.server.db import iso
@@ -38,6 +39,7 @@ from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.server.security import private_dir, write_private
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
+from iotile_cloud.utils.mdo import display_values
 
 router = APIRouter()
 Body = Any
@@ -207,71 +209,90 @@ def data_item(row: Mapping[str, Any], info: dict[str, Any]) -> dict[str, Any]:
 # -- GET /data/ ---------------------------------------------------------------------------------
 
 
+def _wants_columns(request: Request) -> bool:
+    return wire.COLUMNS_MEDIA_TYPE in request.headers.get("accept", "")
+
+
+def _columns_answer(pager: Pager, count: int, columns: list[list[Any]]) -> Response:
+    """A page as one list per item field (``docs/columnar.md``)."""
+    returned = len(columns[0]) if columns else 0
+    return JSON({**pager.links(count, returned), "columns": columns}, media_type=wire.COLUMNS_MEDIA_TYPE)
+
+
 @router.get("/data/", summary="Data points of a stream, device or variable: ?filter=s--|d--|v--")
 def data_list(request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    """Item pages as the original; as columns with ``Accept: application/vnd.iotile.columns+json``
+    (see ``stream_data``)."""
+    as_columns = _wants_columns(request)
     with state(request).read() as conn:
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
-        pager, count, c = data_page(conn, request, list(infos), LARGE)
-        results = (
-            [
-                {
-                    "id": i,
-                    **infos[pk],
-                    "type": kind,
-                    "device_timestamp": dts,
-                    "timestamp": ts,
-                    "int_value": iv,
-                    "value": v,
-                    "streamer_local_id": sid,
-                    "dirty_ts": dirty,
-                    "status": status,
-                }
-                for i, pk, kind, dts, ts, iv, v, sid, dirty, status in zip(
-                    c["id"],
-                    c["stream_pk"],
-                    c["type"],
-                    c["device_timestamp"],
-                    c["timestamp"],
-                    c["int_value"],
-                    c["value"],
-                    c["streamer_local_id"],
-                    c["dirty_ts"],
-                    c["status"],
-                    strict=True,
-                )
-            ]
-            if count
-            else []
-        )
-        return JSON(pager.body(count, results))
+        sizes = (LARGE[0], wire.COLUMN_PAGE_SIZE) if as_columns else LARGE
+        pager, count, c = data_page(conn, request, list(infos), sizes)
+    pks = c.get("stream_pk", [])
+    named = {key: [infos[pk][key] for pk in pks] for key in ("stream", "project", "device", "variable")}
+    fields = {**c, **named}
+    columns = [fields.get(name, []) for name in wire.DATA_ITEM_FIELDS]
+    if as_columns:
+        return _columns_answer(pager, count, columns)
+    items = [  # spelled out: a dict display per point is about twice as fast as dict(zip(...))
+        {
+            "id": i,
+            "stream": stream,
+            "project": project,
+            "device": device,
+            "variable": variable,
+            "type": kind,
+            "device_timestamp": dts,
+            "timestamp": ts,
+            "int_value": iv,
+            "value": v,
+            "streamer_local_id": sid,
+            "dirty_ts": dirty,
+            "status": status,
+        }
+        for i, stream, project, device, variable, kind, dts, ts, iv, v, sid, dirty, status in zip(*columns, strict=True)
+    ]
+    return JSON(pager.body(count, items))
 
 
 @router.get("/stream/{slug}/data/", summary="Data of one stream with output values")
 def stream_data(slug: str, request: Request, principal: Principal = Depends(device_or_user)) -> Response:
+    """Items pages as the original; with ``Accept: application/vnd.iotile.columns+json`` the same
+    page as one list per field (``columns``), up to 100,000 points a page (``docs/columnar.md``)."""
+    as_columns = _wants_columns(request)
+    sizes = (SUPER_LARGE[0], wire.COLUMN_PAGE_SIZE) if as_columns else SUPER_LARGE
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
-        pager, count, c = data_page(conn, request, [stream.pk], SUPER_LARGE)
-        results = []
-        if count:
-            outputs = conv.outputs(c["value"])
-            display = conv.display
-            results = [
-                {
-                    "type": kind,
-                    "timestamp": ts,
-                    "int_value": iv,
-                    "value": v,
-                    "display_value": display(out, v),
-                    "output_value": out,
-                    "streamer_local_id": sid,
-                }
-                for kind, ts, iv, v, out, sid in zip(
-                    c["type"], c["timestamp"], c["int_value"], c["value"], outputs, c["streamer_local_id"], strict=True
-                )
-            ]
-        return JSON(pager.body(count, results))
+        pager, count, c = data_page(conn, request, [stream.pk], sizes)
+    values = c.get("value", [])
+    outputs = conv.outputs(values)
+    fields = {
+        "type": c.get("type", []),
+        "timestamp": c.get("timestamp", []),
+        "int_value": c.get("int_value", []),
+        "value": values,
+        "display_value": display_values(outputs, values, conv.decimal_places),
+        "output_value": outputs,
+        "streamer_local_id": c.get("streamer_local_id", []),
+    }
+    columns = [fields[name] for name in wire.ITEM_FIELDS]
+    if as_columns:
+        return _columns_answer(pager, count, columns)
+    items = [
+        {
+            "type": kind,
+            "timestamp": ts,
+            "int_value": iv,
+            "value": v,
+            "display_value": text,
+            "output_value": out,
+            "streamer_local_id": sid,
+        }
+        for kind, ts, iv, v, text, out, sid in zip(*columns, strict=True)
+    ]
+    return JSON(pager.body(count, items))
 
 
 # -- POST /data/ --------------------------------------------------------------------------------

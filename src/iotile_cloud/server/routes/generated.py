@@ -31,7 +31,9 @@ from iotile_cloud.server.http import (
     json_body,
     not_found,
 )
+from iotile_cloud.server.security import write_private
 from iotile_cloud.server.serialize import Lookup
+from iotile_cloud.server.uploads import file_name_field, keyed_upload, private_path
 
 router = APIRouter()
 Body = Any
@@ -85,14 +87,6 @@ def _writable(conn: Connection, principal: Principal, report_id: str) -> Row[Any
     if not principal.can_write_data(conn, row.org_id):
         raise forbidden("User has no access permissions")
     return row
-
-
-def _file_name(fields: Fields) -> str:
-    name = fields.text("name", required=True, allow_blank=False, max_length=100)
-    if name is not None and ("/" in name or "\\" in name or name in (".", "..")):
-        fields.error("name", "Enter a file name without folders.")
-    fields.check()
-    return str(name)
 
 
 @router.get("/report/generated/", summary="Generated reports of your organisations; ?org=")
@@ -164,7 +158,7 @@ def generated_upload_url(
     fields = Fields(as_object(body))
     fields.choice("acl", ACLS)
     fields.choice("content_type", CONTENT_TYPES)
-    name = _file_name(fields)
+    name = file_name_field(fields)
     with state(request).read() as conn:
         row = _writable(conn, principal, report_id)
     key = f"{row.id}/{name}"
@@ -182,24 +176,13 @@ def generated_upload_url(
 async def generated_upload(report_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     from fastapi.concurrency import run_in_threadpool
 
-    from iotile_cloud.server.routes.reports import _form, _read_file
-
-    form = await _form(request)
-    upload = await _read_file(form)
-    key = form.get("key")
-    if upload is None or not isinstance(key, str):
-        raise APIError(400, {"file": ["Expected a multipart upload with fields `key` and `file`."]})
-    folder_id, _, name = key.partition("/")
-    if folder_id != report_id or not name or "/" in name or name in (".", ".."):
-        raise APIError(400, {"key": ["The key does not belong to this report."]})
+    _, name, data = await keyed_upload(request, "report", folder=report_id)
     app = state(request)
     with app.read() as conn:
         _writable(conn, principal, report_id)
 
     def save() -> None:
-        folder = _folder(app.data_dir, report_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(upload[1])
+        write_private(private_path(app.data_dir, "generated", report_id) / name, data)
 
     await run_in_threadpool(save)
     return Response(status_code=204)
@@ -215,7 +198,7 @@ def generated_upload_success(
     report_id: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
     fields = Fields(as_object(body))
-    name = _file_name(fields)
+    name = file_name_field(fields)
     app = state(request)
     with app.write() as conn:
         row = _writable(conn, principal, report_id)

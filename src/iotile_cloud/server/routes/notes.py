@@ -1,12 +1,21 @@
-"""Notes on streams and devices (``/note/``) and device location history (``/location/``)."""
+"""Notes on streams and devices (``/note/``) with their attached files, and device location history
+(``/location/``).
+
+A note's attachment is kept in ``<data dir>/notes/<note id>/<uuid>/<name>`` (owner-only files);
+``uploadurl/``, ``upload/`` and ``uploadsuccess/`` follow the original's S3 flow (see ``uploads``).
+"""
 
 from __future__ import annotations
 
+import shutil
+import uuid
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse, Response
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import db, serialize
@@ -15,19 +24,24 @@ from iotile_cloud.server.db import iso
 from iotile_cloud.server.http import (
     JSON,
     LARGE,
+    NOT_NULL,
     REQUIRED,
     APIError,
     Fields,
     Pager,
+    as_object,
     body_doc,
     flag,
     forbidden,
+    is_uuid,
     json_body,
     not_found,
     query_datetime,
 )
 from iotile_cloud.server.routes.data import lastn, validated_items
 from iotile_cloud.server.routes.targets import Target, can_access, resolve
+from iotile_cloud.server.security import write_private
+from iotile_cloud.server.uploads import file_name_field, is_plain_name, keyed_upload, private_path
 
 router = APIRouter()
 Body = Any
@@ -77,7 +91,35 @@ def _time_filtered(request: Request, query: sa.Select[Any], column: Any, order: 
 # -- notes --------------------------------------------------------------------------------------
 
 
-def note_body(row: Any, lk: serialize.Lookup) -> dict[str, Any]:
+# The original's upload policy for note attachments, and its S3File.file_type by file extension.
+ATTACHMENT_LIMIT = 4_096_000
+FILE_TYPES = {
+    ".jpg": "image",
+    ".jpeg": "image",
+    ".png": "image",
+    ".sgf": "sgf",
+    ".trub": "device-script",
+    ".html": "html",
+    ".sxd": "SXd",
+}
+
+
+def attachment_body(row: Any, base: str = "") -> dict[str, Any] | None:
+    """The original's S3File shape; ``url`` is this server's download route (``base`` + path)."""
+    if row.attachment_id is None:
+        return None
+    title = str(row.attachment_title)
+    return {
+        "id": row.attachment_id,
+        "title": title,
+        "url": f"{base}/api/v1/note/{row.id}/attachment/",
+        "file_type": FILE_TYPES.get(Path(title).suffix, "unk"),
+        "created_on": iso(row.attachment_on),
+        "created_by": row.attachment_by,
+    }
+
+
+def note_body(row: Any, lk: serialize.Lookup, base: str = "") -> dict[str, Any]:
     user = lk.user(row.created_by)
     return {
         "id": row.id,
@@ -90,7 +132,7 @@ def note_body(row: Any, lk: serialize.Lookup) -> dict[str, Any]:
             "slug": user.slug if user is not None else None,
             "tiny_avatar": serialize.avatar(user.email, {"tiny": 28})["tiny"] if user is not None else None,
         },
-        "attachment": None,
+        "attachment": attachment_body(row, base),
     }
 
 
@@ -128,7 +170,8 @@ def note_list(request: Request, principal: Principal = Depends(user_only)) -> Re
         )
         lk = serialize.Lookup(conn)
         sub = query.subquery()
-        return pager.respond_query(conn, sa.select(sub), [sub.c.ts, sub.c.id], lambda r: note_body(r, lk))
+        base = _base(request)
+        return pager.respond_query(conn, sa.select(sub), [sub.c.ts, sub.c.id], lambda r: note_body(r, lk, base))
 
 
 def _note_fields(item: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
@@ -164,7 +207,7 @@ def note_create(
         if many:
             return JSON({"count": len(ids)}, status_code=201)
         row = conn.execute(sa.select(db.notes).where(db.notes.c.id == ids[0])).one()
-        return JSON(note_body(row, serialize.Lookup(conn)), status_code=201)
+        return JSON(note_body(row, serialize.Lookup(conn), _base(request)), status_code=201)
 
 
 def _own_record(conn: Connection, principal: Principal, table: sa.Table, raw: str, what: str, write: bool) -> Any:
@@ -185,7 +228,8 @@ def _own_note(conn: Connection, principal: Principal, raw: str, write: bool) -> 
 @router.get("/note/{note_id}/", summary="One note")
 def note_detail(note_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
     with state(request).read() as conn:
-        return JSON(note_body(_own_note(conn, principal, note_id, write=False), serialize.Lookup(conn)))
+        row = _own_note(conn, principal, note_id, write=False)
+        return JSON(note_body(row, serialize.Lookup(conn), _base(request)))
 
 
 @router.patch("/note/{note_id}/", openapi_extra=body_doc(note="string", timestamp="datetime"), summary="Edit a note")
@@ -205,15 +249,126 @@ def note_update(
             values["ts"] = fields.datetime("timestamp", required=True)
         fields.check()
         row = db.update_row(conn, db.notes, "id", row.id, values)
-        return JSON(note_body(row, serialize.Lookup(conn)))
+        return JSON(note_body(row, serialize.Lookup(conn), _base(request)))
 
 
-@router.delete("/note/{note_id}/", status_code=204, summary="Delete a note")
+@router.delete("/note/{note_id}/", status_code=204, summary="Delete a note (and its attachment)")
 def note_delete(note_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
-    with state(request).write() as conn:
+    app = state(request)
+    with app.write() as conn:
         row = _own_note(conn, principal, note_id, write=True)
         conn.execute(sa.delete(db.notes).where(db.notes.c.id == row.id))
+    shutil.rmtree(_note_folder(app.data_dir, row.id), ignore_errors=True)
     return Response(status_code=204)
+
+
+# -- note attachments ---------------------------------------------------------------------------
+
+
+def _base(request: Request) -> str:
+    return str(request.base_url).rstrip("/")
+
+
+def _note_folder(data_dir: Path, note_id: int) -> Path:
+    return data_dir / "notes" / str(note_id)
+
+
+@router.post(
+    "/note/{note_id}/uploadurl/",
+    openapi_extra=body_doc(["name"], name="string"),
+    status_code=202,
+    summary="Where to upload a file to attach to the note (members)",
+)
+def note_upload_url(
+    note_id: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    fields = Fields(as_object(body))
+    name = file_name_field(fields)
+    with state(request).read() as conn:
+        row = _own_note(conn, principal, note_id, write=True)
+    file_uuid = str(uuid.uuid4())
+    url = str(request.url_for("note_upload", note_id=str(row.id)))
+    return JSON({"url": url, "fields": {"key": f"{file_uuid}/{name}"}, "uuid": file_uuid}, status_code=202)
+
+
+@router.post(
+    "/note/{note_id}/upload/",
+    openapi_extra=body_doc(["key", "file"], multipart=True, key="string", file="binary"),
+    status_code=204,
+    summary="Upload the file the note's uploadurl/ names (multipart `key` and `file`, at most 4,096,000 bytes)",
+    name="note_upload",
+)
+async def note_upload(note_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    app = state(request)
+    with app.read() as conn:
+        row = _own_note(conn, principal, note_id, write=True)
+    folder, name, data = await keyed_upload(request, "note", limit=ATTACHMENT_LIMIT)
+
+    def save() -> None:
+        write_private(private_path(app.data_dir, "notes", str(row.id), folder) / name, data)
+
+    await run_in_threadpool(save)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/note/{note_id}/uploadsuccess/",
+    openapi_extra=body_doc(["name", "uuid"], name="string", uuid="string"),
+    status_code=202,
+    summary="Attach the uploaded file to the note (members); a new file replaces the old one",
+)
+def note_upload_success(
+    note_id: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    fields = Fields(as_object(body))
+    file_uuid = fields.text("uuid", required=True, allow_blank=False, max_length=36)
+    if file_uuid is not None and not is_uuid(file_uuid):
+        fields.error("uuid", "Must be a valid UUID.")
+    name = file_name_field(fields)
+    file_uuid = str(uuid.UUID(str(file_uuid)))
+    app = state(request)
+    with app.write() as conn:
+        row = _own_note(conn, principal, note_id, write=True)
+        if not (_note_folder(app.data_dir, row.id) / file_uuid / name).is_file():
+            raise APIError(400, {"name": [f"No file {name} was uploaded for this note."]})
+        if conn.execute(sa.select(db.notes.c.id).where(db.notes.c.attachment_id == file_uuid)).first():
+            raise APIError(400, {"detail": "Illegal or duplicate UUID"})
+        values = {
+            "attachment_id": file_uuid,
+            "attachment_title": name,
+            "attachment_on": db.now_us(),
+            "attachment_by": principal.user_id,
+        }
+        row = db.update_row(conn, db.notes, "id", row.id, values)
+    _drop_other_uploads(app.data_dir, row.id, keep=file_uuid)
+    return JSON(attachment_body(row, _base(request)), status_code=202)
+
+
+def _drop_other_uploads(data_dir: Path, note_id: int, keep: str) -> None:
+    """Files uploaded for the note but not (or no longer) attached: the new attachment replaces them."""
+    folder = _note_folder(data_dir, note_id)
+    for child in folder.iterdir() if folder.is_dir() else ():
+        if child.name != keep:
+            shutil.rmtree(child, ignore_errors=True)
+
+
+@router.get("/note/{note_id}/attachment/", summary="Download the note's attached file")
+def note_attachment(note_id: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
+    app = state(request)
+    with app.read() as conn:
+        row = _own_note(conn, principal, note_id, write=False)
+    if row.attachment_id is None or not is_plain_name(str(row.attachment_title)):
+        raise not_found()
+    path = _note_folder(app.data_dir, row.id) / row.attachment_id / row.attachment_title
+    if not path.is_file():
+        raise not_found()
+    # Always a download: an uploaded HTML page must not run in the API's origin.
+    return FileResponse(
+        path,
+        filename=row.attachment_title,
+        content_disposition_type="attachment",
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 # -- locations ----------------------------------------------------------------------------------
@@ -263,8 +418,13 @@ def location_list(request: Request, principal: Principal = Depends(user_only)) -
         )
 
 
-def _location_fields(item: Any) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
-    fields = _item_fields(item, ("target", "timestamp", "lat", "lon"))
+LOCATION_FIELDS = ("target", "timestamp", "lat", "lon")
+
+
+def _location_fields(
+    item: Any, required: tuple[str, ...] = LOCATION_FIELDS
+) -> tuple[dict[str, Any] | None, dict[str, list[str]]]:
+    fields = _item_fields(item, required)
     values = {
         "target": fields.text("target", max_length=64, allow_blank=False),
         "ts": fields.datetime("timestamp"),
@@ -326,6 +486,37 @@ def location_create(
 
 def _own_location(conn: Connection, principal: Principal, raw: str, write: bool) -> Any:
     return _own_record(conn, principal, db.device_locations, raw, "Location", write)
+
+
+@router.patch(
+    "/location/{location_id}/",
+    openapi_extra=body_doc(target="string", timestamp="datetime", lat="number", lon="number"),
+    summary="Change a location record (members)",
+)
+@router.put(
+    "/location/{location_id}/",
+    openapi_extra=body_doc(list(LOCATION_FIELDS), target="string", timestamp="datetime", lat="number", lon="number"),
+    summary="Replace a location record (members)",
+)
+def location_update(
+    location_id: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
+    # As the original: the record changes, the device's own lat/lon (set by the newest POST) stay.
+    item = body if body is not None else {}
+    given, errors = _location_fields(item, LOCATION_FIELDS if request.method == "PUT" else ())
+    if isinstance(item, dict):
+        for name in LOCATION_FIELDS:
+            if name in item and item[name] is None:
+                errors[name] = [NOT_NULL]
+    if given is None or errors:
+        raise APIError(400, errors)
+    values = {name: value for name, value in given.items() if value is not None}
+    with state(request).write() as conn:
+        row = _own_location(conn, principal, location_id, write=True)
+        if "target" in values:
+            values["target"] = _writable_target(conn, principal, str(values["target"]), None).slug
+        row = db.update_row(conn, db.device_locations, "id", row.id, values)
+        return JSON(location_body(row, serialize.Lookup(conn)))
 
 
 @router.get("/location/{location_id}/", summary="One location record")

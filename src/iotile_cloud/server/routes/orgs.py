@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import catalog, db, serialize
 from iotile_cloud.server.context import ROLE_NAMES, Principal, state, user_only
@@ -131,11 +131,7 @@ def org_create(
                 id=org_id, name=name, slug=slug, about=about, created_on=now, created_by=principal.user_id
             )
         )
-        conn.execute(
-            sa.insert(db.memberships).values(
-                org_id=org_id, user_id=principal.user_id, role="a0", is_active=True, created_on=now
-            )
-        )
+        add_member(conn, org_id, principal.user_id, "a0", now)
         row = conn.execute(sa.select(db.orgs).where(db.orgs.c.id == org_id)).one()
         return JSON(serialize.org(row, Lookup(conn)), status_code=201)
 
@@ -195,6 +191,19 @@ def org_projects(slug: str, request: Request, principal: Principal = Depends(use
 
 def _members_query(org_id: str) -> sa.Select[Any]:
     return sa.select(db.memberships).where(db.memberships.c.org_id == org_id)
+
+
+def add_member(conn: Connection, org_id: str, user_id: int, role: str, now: int | None = None) -> Row[Any]:
+    """Make the user an active member of the org with ``role`` (the original's 400 when already one)."""
+    mine = _members_query(org_id).where(db.memberships.c.user_id == user_id)
+    if conn.execute(mine).first() is not None:
+        raise APIError(400, {"error": "Member already exists"})
+    conn.execute(
+        sa.insert(db.memberships).values(
+            org_id=org_id, user_id=user_id, role=role, is_active=True, created_on=db.now_us() if now is None else now
+        )
+    )
+    return conn.execute(mine).one()
 
 
 @router.get("/org/{slug}/members/", summary="Members of an organisation")
@@ -262,15 +271,7 @@ def org_register(
         user = conn.execute(sa.select(db.users).where(db.users.c.slug == str(user_slug).lower())).first()
         if user is None:
             raise APIError(400, {"user": [f"Object with slug={user_slug} does not exist."]})
-        exists = conn.execute(_members_query(org.id).where(db.memberships.c.user_id == user.id)).first()
-        if exists is not None:
-            raise APIError(400, {"error": "Member already exists"})
-        conn.execute(
-            sa.insert(db.memberships).values(
-                org_id=org.id, user_id=user.id, role=role, is_active=True, created_on=db.now_us()
-            )
-        )
-        row = conn.execute(_members_query(org.id).where(db.memberships.c.user_id == user.id)).one()
+        row = add_member(conn, org.id, user.id, str(role))
         return JSON(serialize.membership(row, Lookup(conn)), status_code=201)
 
 
@@ -309,7 +310,9 @@ def project_create(
     fields = Fields(as_object(body))
     name = fields.text("name", required=True, allow_blank=False, max_length=50)
     about = fields.text("about", default="", max_length=1000) or ""
-    template = fields.choice("project_template", catalog.PROJECT_TEMPLATES, default="default-template-v1-0-0")
+    template = fields.text("project_template", default="default-template-v1-0-0")
+    if template not in catalog.PROJECT_TEMPLATES:
+        fields.error("project_template", f"Object with slug={template} does not exist.")
     with state(request).write() as conn:
         org = org_by_slug_field(conn, fields)
         if not principal.can_admin(conn, org.id):

@@ -36,6 +36,7 @@ from iotile_cloud.server.http import (
 )
 from iotile_cloud.server.ingest import ingest_report
 from iotile_cloud.server.limits import check_depth, inflate
+from iotile_cloud.server.routes.orgs import add_member
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
 
@@ -188,11 +189,7 @@ def _fixture_org(conn: Any, principal: Principal) -> str:
                 created_by=principal.user_id,
             )
         )
-    conn.execute(
-        sa.insert(db.memberships).values(
-            org_id=org_id, user_id=principal.user_id, role="a0", is_active=True, created_on=db.now_us()
-        )
-    )
+    add_member(conn, str(org_id), principal.user_id, "a0")
     return str(org_id)
 
 

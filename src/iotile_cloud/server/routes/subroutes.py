@@ -30,7 +30,7 @@ from iotile_cloud.server.http import (
 )
 from iotile_cloud.server.routes import data, devices, reports
 from iotile_cloud.server.routes.device_actions import catalog_item
-from iotile_cloud.server.routes.orgs import NO_ACCESS, visible_org, visible_project
+from iotile_cloud.server.routes.orgs import NO_ACCESS, add_member, visible_org, visible_project
 from iotile_cloud.server.routes.streams import stream_by_slug, variable_by_slug
 from iotile_cloud.server.security import hash_password
 from iotile_cloud.utils.gid import int2pid
@@ -162,21 +162,9 @@ def org_accept(slug: str, request: Request, principal: Principal = Depends(user_
         ).first()
         if invitation is None:
             raise not_found()
-        members = db.memberships
-        if conn.execute(
-            sa.select(members.c.id).where(members.c.org_id == org.id, members.c.user_id == principal.user_id)
-        ).first():
-            raise APIError(400, {"error": "Member already exists"})
         now = db.now_us()
-        conn.execute(
-            sa.insert(members).values(
-                org_id=org.id, user_id=principal.user_id, role=invitation.role, is_active=True, created_on=now
-            )
-        )
+        row = add_member(conn, org.id, principal.user_id, invitation.role, now)
         conn.execute(sa.update(table).where(table.c.id == invitation.id).values(accepted_on=now))
-        row = conn.execute(
-            sa.select(members).where(members.c.org_id == org.id, members.c.user_id == principal.user_id)
-        ).one()
         return JSON(serialize.membership(row, serialize.Lookup(conn)), status_code=201)
 
 

@@ -13,43 +13,13 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
+from iotile_cloud.server.catalog import ORG_TEMPLATE_RECORDS, PROJECT_TEMPLATE_RECORDS
 from iotile_cloud.server.context import Principal, user_only
 from iotile_cloud.server.http import JSON, STANDARD, APIError, Pager, not_found
 from iotile_cloud.server.routes.configs import method_not_allowed, require_staff
 
 router = APIRouter()
 
-# Taken as data from the original's fixtures (pt-data/, ot-data/): name, version, extra_data.
-_CREATED = "2017-01-01T00:00:00Z"
-
-
-def _template(
-    number: int,
-    name: str,
-    extra: dict[str, Any],
-    org: str | None = "arch-systems",
-    version: tuple[int, int, int] = (1, 0, 0),
-) -> dict[str, Any]:
-    major, minor, patch = version
-    slug = f"{name.lower().replace(' ', '-')}-v{major}-{minor}-{patch}"
-    body: dict[str, Any] = {"id": number, "name": name, "slug": slug}
-    if org is not None:
-        body["org"] = org
-    body.update(version=f"v{major}.{minor}.{patch}", extra_data=extra, created_on=_CREATED)
-    return body
-
-
-def _pt_extra(page: str, waveform: bool = False) -> dict[str, Any]:
-    return {"web": {"projectTemplateSlug": page}, "mobile": {"projectTemplateSlug": page, "waveform": waveform}}
-
-
-PROJECT_TEMPLATES = [
-    _template(1, "Default Template", _pt_extra("default")),
-    _template(2, "Factory Template", _pt_extra("default")),
-    _template(3, "Shipping Template", _pt_extra("shipping", waveform=True)),
-    _template(4, "Simple Template", _pt_extra("simple")),
-]
-ORG_TEMPLATES = [_template(1, "Default Template", {"web": {"orgTemplateSlug": "default"}}, org=None)]
 # The original's components are the boards of its hardware catalog; none ship with a local server.
 COMPONENTS: list[dict[str, Any]] = []
 
@@ -86,8 +56,8 @@ def _catalog_routes(prefix: str, items: list[dict[str, Any]], what: str) -> None
         )
 
 
-_catalog_routes("pt", PROJECT_TEMPLATES, "Project templates")
-_catalog_routes("ot", ORG_TEMPLATES, "Org templates")
+_catalog_routes("pt", PROJECT_TEMPLATE_RECORDS, "Project templates")
+_catalog_routes("ot", ORG_TEMPLATE_RECORDS, "Org templates")
 _catalog_routes("component", COMPONENTS, "Hardware components")
 
 
