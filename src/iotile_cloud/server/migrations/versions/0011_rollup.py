@@ -1,7 +1,7 @@
 """per-bucket rollups beside each segment's payload (the plot feed reads them instead of the points)
 
 Revision ID: rollup
-Revises: compact
+Revises: catalog
 Create Date: 2026-11-26 10:00:00
 
 Existing segments get their rollup computed from their payload, a few hundred segments a query
@@ -16,7 +16,7 @@ from alembic import op
 from iotile_cloud.server import points, rollups
 
 revision = "rollup"
-down_revision = "compact"
+down_revision = "catalog"
 branch_labels = None
 depends_on = None
 
