@@ -65,18 +65,20 @@ def as_lists(entries: rollups.Buckets) -> dict[str, list[Any]]:
 
 
 @pytest.mark.parametrize(
-    ("n", "step", "level"),
+    ("n", "step", "gap", "level"),
     [
-        (5000, SECOND, rollups.LEVELS[0]),  # 1 Hz: 60 points a minute
-        (3000, 4 * SECOND, rollups.LEVELS[0]),  # 15 a minute
-        (3000, 60 * SECOND, rollups.LEVELS[1]),  # 1 a minute: hours
-        (2000, 1800 * SECOND, rollups.LEVELS[2]),  # 2 an hour: days
-        (500, 86_400 * SECOND, 0),  # 1 a day: no level pays
+        (5000, SECOND, 0, rollups.LEVELS[0]),  # 1 Hz: 60 points a minute
+        (5000, SECOND, 3 * 3600 * SECOND, rollups.LEVELS[0]),  # two bursts: bucket numbers not consecutive
+        (3000, 4 * SECOND, 0, rollups.LEVELS[0]),  # 15 a minute
+        (3000, 60 * SECOND, 0, rollups.LEVELS[1]),  # 1 a minute: hours
+        (2000, 1800 * SECOND, 0, rollups.LEVELS[2]),  # 2 an hour: days
+        (500, 86_400 * SECOND, 0, 0),  # 1 a day: no level pays
     ],
 )
-def test_rollup_of_a_segment_is_numpys_group_by(n: int, step: int, level: int) -> None:
+def test_rollup_of_a_segment_is_numpys_group_by(n: int, step: int, gap: int, level: int) -> None:
     rng = np.random.default_rng(n + step)
     ts = np.sort(T0 + np.arange(n, dtype=np.int64) * step + rng.integers(0, step, n))
+    ts[n // 2 :] += gap
     values = rng.normal(0, 50, n).round(3)
     nulls = rng.random(n) < 0.2
     nulls[: n // 10] = True  # whole buckets without a value at the start
@@ -200,8 +202,8 @@ class Stored:
 
 @pytest.fixture
 def large(cloud: CloudHelper, fleet: dict[str, Any]) -> Stored:  # noqa: F811
-    """143,000 points in five segments: 1 Hz with nulls (two segments), a denser later batch, a
-    late upload overlapping the first, a sparse tail (a segment keeping the day level only)."""
+    """143,000 points in five segments: 1 Hz with nulls (two segments), a denser later batch with a
+    gap, a late upload overlapping the first, a sparse tail (a segment keeping the day level only)."""
     rng = np.random.default_rng(11)
     stream = fleet["stream"]
     stored = Stored(output_unit(cloud, stream))
@@ -212,6 +214,7 @@ def large(cloud: CloudHelper, fleet: dict[str, Any]) -> Stored:  # noqa: F811
     after = T0 + n * SECOND
     n = 40_000
     ts = after + np.arange(n, dtype=np.int64) * (SECOND // 2) + rng.integers(0, 1000, n)
+    ts[n // 2 :] += 7200 * SECOND  # two hours without points: a segment with a gap
     stored.add(cloud, stream, ts, 100 + rng.normal(0, 10, n).round(3), np.zeros(n, dtype=bool))
     n = 30_000  # late: odd microseconds among the first batch's whole seconds
     late = np.sort(T0 + rng.choice(70_000 * 1000, n, replace=False) * 1000 + 1)
