@@ -193,17 +193,22 @@ class AccessLog:
         started = time.perf_counter()
         counts = scope["app"].state.iotile
         counts.requests.add()
-        status = 500
+        status: int | None = None
 
         async def send_and_note(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
-                status = message["status"]
+                status = int(message["status"])
+                if status >= 400:  # counted before the client can see the answer
+                    counts.errors.add()
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_note)
-        finally:
-            if status >= 400:
+        except BaseException:
+            if status is None:  # the outermost handler answers 500
                 counts.errors.add()
-            log.info("%s %s %s %.1fms", scope["method"], scope["path"], status, (time.perf_counter() - started) * 1000)
+            raise
+        finally:
+            shown = 500 if status is None else status
+            log.info("%s %s %s %.1fms", scope["method"], scope["path"], shown, (time.perf_counter() - started) * 1000)
