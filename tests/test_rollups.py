@@ -229,11 +229,18 @@ def to_us(iso: str) -> int:
     return db.to_us(dt.datetime.fromisoformat(iso.replace("Z", "+00:00")))
 
 
-def plot(client: httpx.Client, stream: str, **params: Any) -> dict[str, Any]:
-    answer = client.get(f"/api/v1/stream/{stream}/plot/", params=params)
-    assert answer.status_code == 200, answer.text
-    body: dict[str, Any] = answer.json()
-    return body
+@pytest.fixture
+def plot(cloud: CloudHelper, fleet: dict[str, Any]) -> Callable[..., dict[str, Any]]:  # noqa: F811
+    """GET the fleet stream's plot as a signed-in member, with these parameters."""
+    client = signed_in(cloud.url, USER)
+
+    def get(**params: Any) -> dict[str, Any]:
+        answer = client.get(f"/api/v1/stream/{fleet['stream']}/plot/", params=params)
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    return get
 
 
 def output_unit(cloud: CloudHelper, stream: str) -> Callable[[float], float]:
@@ -264,36 +271,28 @@ def check(body: dict[str, Any], stored: Stored, chosen: np.ndarray | None = None
 
 
 def test_plot_of_a_large_range_is_numpys_buckets_on_the_snapped_grid(
-    cloud: CloudHelper,
-    fleet: dict[str, Any],  # noqa: F811
-    large: Stored,
+    large: Stored, plot: Callable[..., dict[str, Any]]
 ) -> None:
-    client = signed_in(cloud.url, USER)
-    stream = fleet["stream"]
     for width in (1000, 300, 37):
-        check(plot(client, stream, width=width), large)
+        check(plot(width=width), large)
     # A window whose bounds cut segments: those are decoded, the ones inside read from rollups.
     start, end = T0 + 3_000 * SECOND + 17, T0 + 100_000 * SECOND - 5
-    window = plot(client, stream, width=500, start=db.iso(start), end=db.iso(end))
+    window = plot(width=500, start=db.iso(start), end=db.iso(end))
     check(window, large, (large.ts >= start) & (large.ts < end))
     # The newest points: the group lastn cuts is decoded, the rest read from rollups.
-    newest = plot(client, stream, width=800, lastn=100_000)
+    newest = plot(width=800, lastn=100_000)
     check(newest, large, large.ts >= np.sort(large.ts)[-100_000])
     # Streamer-id bounds: segments partly inside are decoded.
-    sids = plot(client, stream, width=400, streamer_id_min=5_000, streamer_id_max=140_000)
+    sids = plot(width=400, streamer_id_min=5_000, streamer_id_max=140_000)
     check(sids, large, (large.sid >= 5_000) & (large.sid <= 140_000))
     # A range of fewer points keeps the exact path: a grid from its first point.
-    small = plot(client, stream, width=100, start=db.iso(T0), end=db.iso(T0 + 20_000 * SECOND))
+    small = plot(width=100, start=db.iso(T0), end=db.iso(T0 + 20_000 * SECOND))
     assert small["grid_start"] == db.iso(T0) and small["count"] == int((large.ts < T0 + 20_000 * SECOND).sum())
 
 
 def test_plot_reads_only_rollups_of_covered_segments_and_decodes_the_rest(
-    cloud: CloudHelper,
-    fleet: dict[str, Any],  # noqa: F811
-    large: Stored,
+    cloud: CloudHelper, large: Stored, plot: Callable[..., dict[str, Any]]
 ) -> None:
-    client = signed_in(cloud.url, USER)
-    stream = fleet["stream"]
     table = db.segments
     with cloud.engine.begin() as conn:
         segments = conn.execute(sa.select(table.c.id, table.c.rollup).order_by(table.c.ts_min)).all()
@@ -305,17 +304,17 @@ def test_plot_reads_only_rollups_of_covered_segments_and_decodes_the_rest(
         # The others' points become unreadable: only their rollups can answer.
         conn.execute(sa.update(table).where(table.c.id.in_(minute[1:])).values(payload=b"not a segment"))
     for width in (1000, 250):
-        check(plot(client, stream, width=width), large)
+        check(plot(width=width), large)
 
 
 def test_plot_after_a_per_point_delete_and_a_trim(
     cloud: CloudHelper,
     fleet: dict[str, Any],  # noqa: F811
     large: Stored,
+    plot: Callable[..., dict[str, Any]],
 ) -> None:
     token = httpx.post(cloud.url + "/api/v1/auth/login/", json={"email": USER[0], "password": USER[1]}).json()["token"]
     api = httpx.Client(base_url=cloud.url + "/api/v1", headers={"Authorization": f"Token {token}"}, timeout=60)
-    client = signed_in(cloud.url, USER)
     stream = fleet["stream"]
     # Delete the minimum of the whole stream and the first point of the late upload.
     valued = np.flatnonzero(~large.nulls)
@@ -325,14 +324,14 @@ def test_plot_after_a_per_point_delete_and_a_trim(
         assert to_us(found["results"][0]["timestamp"]) == ts
         assert api.delete(f"/data/{found['results'][0]['id']}/").status_code == 204
         large.keep(large.ts != ts)
-    check(plot(client, stream, width=1000), large)
+    check(plot(width=1000), large)
     # Trim: both bounds cut segments (points at the bounds stay).
     start, end = T0 + 1_234 * SECOND + 1, T0 + 105_000 * SECOND
     answer = api.post(f"/device/{fleet['device']}/trim/", json={"start": db.iso(start), "end": db.iso(end)})
     assert answer.status_code == 202, answer.text
     large.keep((large.ts >= start) & (large.ts <= end))
-    check(plot(client, stream, width=1000), large)
-    check(plot(client, stream, width=333), large)
+    check(plot(width=1000), large)
+    check(plot(width=333), large)
 
 
 def test_rollups_and_decoding_give_the_same_buckets_for_any_selection(
