@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,17 @@ def _isolated_config(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     monkeypatch.setenv("IOTILE_CLOUD_CONFIG_DIR", str(tmp_path_factory.mktemp("config")))
     monkeypatch.delenv("IOTILE_CLOUD_TOKEN", raising=False)
     monkeypatch.delenv("IOTILE_CLOUD_DOMAIN", raising=False)
+
+
+@pytest.fixture
+def migrations_alone(request: pytest.FixtureRequest) -> Iterator[None]:
+    """For tests that migrate the test database down and up: on PostgreSQL it is also the session
+    server's database, whose background compaction then waits (SQLite tests use their own file)."""
+    if not os.environ.get("IOTILE_CLOUD_TEST_DATABASE_URL"):
+        yield
+        return
+    with request.getfixturevalue("_iotile_cloud_session").compaction_paused():
+        yield
 
 
 @pytest.fixture

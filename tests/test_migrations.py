@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -36,6 +37,7 @@ def rebuild_schema(engine: sa.Engine) -> None:
     db.migrate(engine)
 
 
+@pytest.mark.usefixtures("migrations_alone")
 def test_migrations_match_the_declared_schema(tmp_path: Path) -> None:
     url = os.environ.get("IOTILE_CLOUD_TEST_DATABASE_URL") or db.sqlite_url(tmp_path / "m.sqlite3")
     engine = db.make_engine(url)

@@ -111,6 +111,7 @@ def test_grid_combines_rollups_exactly_as_it_combines_points() -> None:
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.usefixtures("migrations_alone")
 def test_migration_fills_the_rollups_of_existing_segments(tmp_path: Path) -> None:
     """Segments stored before revision ``rollup`` get their rollups from their payloads on upgrade;
     a downgrade drops the column and keeps the segments."""

@@ -30,7 +30,7 @@ class Compactor:
         self.interval = interval
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._pass = threading.Lock()  # held by each pass, and by paused()
+        self._pass = threading.RLock()  # held by each pass, and by paused() (which may nest)
 
     def start(self) -> None:
         if self._thread is None:
