@@ -74,6 +74,7 @@ def create_app(
         fixed_tokens={} if fixed_tokens else None,
     )
     _install_handlers(app)
+    _load_columnar_path()
     for router in routers():
         app.include_router(router, prefix=API)
     app.add_middleware(BodyLimitMiddleware, api=app, limits=limits or BodyLimits())
@@ -81,6 +82,15 @@ def create_app(
 
     console.mount(app, API)
     return app
+
+
+def _load_columnar_path() -> None:
+    """With pyarrow installed, load the Arrow path now: the first Arrow answer would otherwise wait
+    for pyarrow's import (a few hundred milliseconds). Without it the path answers 406 when asked."""
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") is not None:
+        import iotile_cloud.server.columnar  # noqa: F401
 
 
 @asynccontextmanager

@@ -14,11 +14,13 @@ it answers; any failure of the Arrow request falls back to the pages.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import importlib.util
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import dateutil.parser
@@ -44,6 +46,19 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 ProgressCallback = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Building many small dicts at once: the cyclic collector would walk them over and over (none
+    of them can form a cycle); it runs again, as it was, afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class UnexpectedPageError(RestBaseException):
@@ -150,7 +165,8 @@ class BaseData:
         """Fetch every page for ``kwargs`` (``lastn``, ``start``, ``end``, ``filter``, ...) into ``.data``."""
         params = {k: v for k, v in kwargs.items() if v is not None and k != "page"}
         if not args and self._columns_possible(params):
-            self._read_columns(params, progress)
+            with _collector_paused():
+                self._read_columns(params, progress)
             return
         params.setdefault("page_size", self.max_page_size)
         self.data = []
@@ -228,7 +244,8 @@ class StreamData(BaseData):
         params = {k: v for k, v in kwargs.items() if v is not None}
         always_arrow = self.columnar_min_points <= 0 and self._arrow_possible(params)
         if not args and always_arrow and self._columns_possible(params):
-            items = self._from_columnar(params, progress)
+            with _collector_paused():
+                items = self._from_columnar(params, progress)
             if items is not None:
                 self.data = items
                 return
