@@ -140,6 +140,8 @@ def _tour(folder: Path, keep_serving: bool) -> None:
         click.echo(f"  {'total':<41}{report['total']:10.1f}")
         click.echo(f"\nDemo finished in {time.perf_counter() - started:.1f} s.")
         click.echo(f"Console: {server.url}/  (log in as {EMAIL}, password {password})")
+        if not keep_serving:
+            click.echo("This server stops now; `iotile-cloud demo --serve` keeps it running for the console.")
         if keep_serving:
             click.echo("Serving until Ctrl+C ...")
             with contextlib.suppress(KeyboardInterrupt):
