@@ -636,9 +636,8 @@ class Selection:
             if group.decoded is None and group.payloads is None:
                 wanted.append(group)
                 segments += len(group.segments)
-        table = db.segments
         ids = [s.id for g in wanted for s in g.segments]
-        payloads = dict(self.conn.execute(sa.select(table.c.id, table.c.payload).where(table.c.id.in_(ids))).all())
+        payloads = dict(_blobs(self.conn, "payload", ids))
         for group in wanted:
             group.payloads = {s.id: payloads[s.id] for s in group.segments}
 
@@ -725,7 +724,7 @@ class Selection:
         ]
         found: dict[int, tuple[int, rollups.Buckets]] = {}
         for i in range(0, len(wanted), rollups.FETCH):
-            for segment_id, blob in _rollup_blobs(self.conn, wanted[i : i + rollups.FETCH]):
+            for segment_id, blob in _blobs(self.conn, "rollup", wanted[i : i + rollups.FETCH]):
                 kept = rollups.read(blob) if blob is not None else None
                 if kept is not None and grid.fits(kept[0]):
                     found[segment_id] = kept
@@ -758,16 +757,17 @@ class Selection:
         return int(self._points(group).ts[group.skip if end == 0 else -1])
 
 
-def _rollup_blobs(conn: Connection, ids: list[int]) -> Sequence[Any]:
-    """(id, rollup) of segments. psycopg reads them in the binary protocol: as text a bytea is hex,
-    twice the bytes to send and to decode (2-3x slower for the rollups of a 10M-point stream)."""
+def _blobs(conn: Connection, column: str, ids: list[int]) -> Sequence[Any]:
+    """(id, blob) of segments, ``column`` being ``payload`` or ``rollup``. psycopg reads them in the
+    binary protocol: as text a bytea is hex, twice the bytes to send and to decode (2-3x slower)."""
+    assert column in ("payload", "rollup")
     if conn.dialect.driver == "psycopg":
         with conn.connection.driver_connection.cursor(binary=True) as cursor:  # type: ignore[union-attr]
-            cursor.execute("SELECT id, rollup FROM segments WHERE id = ANY(%s)", (ids,))
+            cursor.execute(f"SELECT id, {column} FROM segments WHERE id = ANY(%s)", (ids,))
             rows: list[Any] = cursor.fetchall()
             return rows
     table = db.segments
-    return conn.execute(sa.select(table.c.id, table.c.rollup).where(table.c.id.in_(ids))).all()
+    return conn.execute(sa.select(table.c.id, table.c[column]).where(table.c.id.in_(ids))).all()
 
 
 def newer(conn: Connection, stream_pk: int, after: int, limit: int) -> Points:
