@@ -287,20 +287,7 @@ class StreamData(BaseData):
         int_values, values, outputs = values_of("int_value"), values_of("value"), values_of("output_value")
         local_ids = values_of("streamer_local_id")
         shown = display_values(outputs, values, places)
-        return [
-            {
-                "type": kind,
-                "timestamp": stamp,
-                "int_value": iv,
-                "value": v,
-                "display_value": text,
-                "output_value": out,
-                "streamer_local_id": sid,
-            }
-            for kind, stamp, iv, v, text, out, sid in zip(
-                kinds, stamps, int_values, values, shown, outputs, local_ids, strict=True
-            )
-        ]
+        return self._items_from_columns(ITEM_FIELDS, [kinds, stamps, int_values, values, shown, outputs, local_ids])
 
 
 def _numbers(column: Any) -> Any:
