@@ -205,6 +205,26 @@ def test_stream_data_columnar_items_equal_the_json_items(cloud: CloudHelper, api
     assert last3.data[-2]["timestamp"] == "2026-02-01T00:00:00.250000Z" and last3.data[-2]["int_value"] is None
 
 
+def test_columns_pages_fetched_ahead_keep_order_and_progress(api: Api, seeded: dict[str, str]) -> None:
+    """Many columns pages (the next one fetched while this one's items are built) give the items
+    of the item pages in order, and progress counts up to the total."""
+    text = seeded["stream"]
+    accepts: list[str] = []
+    api.session.hooks["response"].append(lambda response, *a, **k: accepts.append(response.request.headers["Accept"]))
+    fast = StreamData(text, api)
+    fast.columns_page_size = 300  # 2,500 points: nine pages
+    fast.columnar_min_points = 10**9  # stay on the pages
+    seen: list[tuple[int, int]] = []
+    fast.initialize_from_server(progress=lambda done, total: seen.append((done, total)))
+    slow = StreamData(text, api)
+    slow.columnar = False
+    slow.initialize_from_server()
+    assert fast.data == slow.data and len(fast.data) == 2500
+    assert sum("columns+json" in accept for accept in accepts) == 9
+    assert [done for done, _ in seen] == [min(300 * k, 2500) for k in range(1, 10)]
+    assert all(total == 2500 for _, total in seen)
+
+
 def test_stream_data_empty_selection(api: Api, seeded: dict[str, str]) -> None:
     data = StreamData(seeded["stream"], api)
     data.initialize_from_server(start="2030-01-01T00:00:00Z")

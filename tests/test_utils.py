@@ -75,3 +75,34 @@ def test_display_values() -> None:
     assert display_values([1.0, 2.345], [0, 0], 2) == ["1.00", "2.35"]
     assert display_values([None, 3.0], [7.25, None], 1) == ["7.2", "3.0"] == [display_value(None, 7.25, 1), "3.0"]
     assert display_value(None, None, 2) == ""
+
+
+def test_display_values_of_many_points_match_one_by_one() -> None:
+    """Long pages format each distinct number once (repeats share one string); the texts must be
+    the very ones single formatting gives, -0.0, NaN and infinities included."""
+    import numpy as np
+
+    from iotile_cloud.utils.mdo import REPEATS_MIN, display_values
+
+    rng = np.random.default_rng(7)
+    repeating = rng.integers(0, 50, 5000) * 0.125  # few distinct values: the shared-string path
+    distinct = rng.random(5000) * 1000  # all distinct: formatted one by one
+    special = np.array([0.0, -0.0, np.nan, np.inf, -np.inf, -0.001, 2.675] * 100)
+    for numbers in (repeating, distinct, special):
+        assert len(numbers) >= REPEATS_MIN
+        for places in (0, 2, 5):
+            expected = [f"{v:.{places}f}" for v in numbers.tolist()]
+            assert display_values(numbers, numbers, places) == expected
+            assert display_values(numbers.tolist(), numbers.tolist(), places) == expected
+    shared = display_values(repeating, repeating, 2)
+    assert len({id(text) for text in shared}) == len(set(shared))  # one object per distinct text
+
+
+def test_iso_from_micros_mixes_whole_and_fractional_seconds() -> None:
+    from iotile_cloud.utils.basic import iso_from_micros, utc_isoformat
+
+    epoch = dt.datetime(1970, 1, 1, tzinfo=UTC)
+    values = [1_767_225_600_000_000 + i * 1_000_000 + (i % 3) * 250 for i in range(3000)]
+    texts = iso_from_micros(values)
+    assert texts == [utc_isoformat(epoch + dt.timedelta(microseconds=v)) for v in values]
+    assert {len(text) for text in texts} == {20, 27}

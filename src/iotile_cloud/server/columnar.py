@@ -42,25 +42,26 @@ CHUNK_POINTS = 8_192  # small groups are joined up to this; a larger group is a 
 
 class _Chunks(io.RawIOBase):
     """A write-only sink the IPC writer fills and the response drains: the writer's many small
-    writes (one per buffer) go out joined, about SEND_BYTES at a time."""
+    writes (one per buffer) gather in one in-memory stream, handed out about SEND_BYTES at a time
+    (``BytesIO.getvalue`` gives its buffer away without a copy; a new stream takes the next piece)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.parts: list[bytes] = []
-        self.size = 0
+        self.stream = io.BytesIO()
+
+    @property
+    def size(self) -> int:
+        return self.stream.tell()
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: Any) -> int:
-        self.parts.append(bytes(data))
-        self.size += len(data)
-        return len(data)
+        return self.stream.write(data)
 
     def drain(self) -> bytes:
         """Everything written since the last drain, as one piece."""
-        out = b"".join(self.parts)
-        self.parts, self.size = [], 0
+        out, self.stream = self.stream.getvalue(), io.BytesIO()
         return out
 
 

@@ -7,13 +7,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud.server import catalog, db
 from iotile_cloud.server.catalog import registry
 from iotile_cloud.utils.gid import int2did, int2pid
-from iotile_cloud.utils.mdo import MdoHelper, display_value
+from iotile_cloud.utils.mdo import MdoHelper, display_value, display_values
 
 RAW_FORMATS = ("<L", "<l", "<H", "<h", "<f", "<B", "<b", "<Q", "<q")
 # A variable template's C type as a raw value format; the original's "auto" has no local meaning.
@@ -190,7 +191,8 @@ class Converter:
     decimal_places: int
 
     @classmethod
-    def for_stream(cls, stream: Row[Any], variable: Row[Any]) -> Converter:
+    def for_stream(cls, stream: Row[Any], variable: Any) -> Converter:
+        """``variable``: its row, or anything with its factors and decimal places."""
         if stream.mdo_type == "V":
             m, d, o = variable.multiplication_factor, variable.division_factor, variable.offset
         else:
@@ -224,8 +226,6 @@ class Converter:
 
     def values(self, raw: Any) -> tuple[Any, str]:
         """:meth:`value` for a numpy array of raw ints (the same float operations, vectorised)."""
-        import numpy as np
-
         raw = np.asarray(raw, dtype=np.int64)
         if self.raw_format == "<L":
             value = raw.astype(np.float64)
@@ -250,11 +250,20 @@ class Converter:
             return [None] * len(values)
         compute = self.output_mdo.compute
         if None not in values:  # the usual page: one vectorised computation (the same float operations)
-            import numpy as np
-
             computed: list[float | None] = compute(np.array(values, dtype=np.float64)).tolist()
             return computed
         return [None if v is None else float(compute(v)) for v in values]
+
+    def page_outputs(self, values: np.ndarray, nulls: np.ndarray) -> tuple[list[float | None], list[str]]:
+        """``output_value`` and ``display_value`` of many points at once (a null value gives None
+        and an empty text), the same numbers as :meth:`output` and :meth:`display` one by one."""
+        shown = values if self.output_mdo is None else self.output_mdo.compute(values)
+        texts = display_values(shown, shown, self.decimal_places)
+        outputs: list[float | None] = [None] * len(values) if self.output_mdo is None else shown.tolist()
+        for index in np.flatnonzero(nulls).tolist():
+            texts[index] = ""
+            outputs[index] = None
+        return outputs, texts
 
     def display(self, output: float | None, value: float | None) -> str:
         return display_value(output, value, self.decimal_places)

@@ -100,8 +100,9 @@ class Points:
     def type_codes(self) -> np.ndarray:
         return ((self.flags & TYPE_ITR) != 0).astype(np.int8)
 
-    def as_lists(self) -> dict[str, list[Any]]:
-        """Python lists per field as the JSON pages show them (``None`` for nulls)."""
+    def as_lists(self, fields: Sequence[str] | None = None) -> dict[str, list[Any]]:
+        """Python lists per field as the JSON pages show them (``None`` for nulls): all of
+        ``LIST_FIELDS``, or only ``fields``."""
 
         def nullable(values: np.ndarray, bit: int) -> list[Any]:
             out = values.tolist()
@@ -109,19 +110,34 @@ class Points:
                 out[i] = None
             return out
 
-        statuses, kinds = np.array(STATUSES, dtype=object), np.array(TYPES, dtype=object)
-        return {
-            "id": self.id.tolist(),
-            "stream_pk": self.stream_pk.tolist(),
-            "ts": self.ts.tolist(),
-            "value": nullable(self.value, VALUE_NULL),
-            "int_value": nullable(self.int_value, INT_NULL),
-            "device_timestamp": nullable(self.device_timestamp, DEVICE_TS_NULL),
-            "streamer_local_id": self.streamer_local_id.tolist(),
-            "dirty_ts": self.dirty().tolist(),
-            "status": statuses[self.status_codes()].tolist(),
-            "type": kinds[self.type_codes()].tolist(),
+        makers: dict[str, Any] = {
+            "id": lambda: self.id.tolist(),
+            "stream_pk": lambda: self.stream_pk.tolist(),
+            "ts": lambda: self.ts.tolist(),
+            "value": lambda: nullable(self.value, VALUE_NULL),
+            "int_value": lambda: nullable(self.int_value, INT_NULL),
+            "device_timestamp": lambda: nullable(self.device_timestamp, DEVICE_TS_NULL),
+            "streamer_local_id": lambda: self.streamer_local_id.tolist(),
+            "dirty_ts": lambda: self.dirty().tolist(),
+            # The few distinct texts are shared by every point (one object each, not one per point).
+            "status": lambda: np.array(STATUSES, dtype=object)[self.status_codes()].tolist(),
+            "type": lambda: np.array(TYPES, dtype=object)[self.type_codes()].tolist(),
         }
+        return {name: makers[name]() for name in (LIST_FIELDS if fields is None else fields)}
+
+
+LIST_FIELDS = (
+    "id",
+    "stream_pk",
+    "ts",
+    "value",
+    "int_value",
+    "device_timestamp",
+    "streamer_local_id",
+    "dirty_ts",
+    "status",
+    "type",
+)
 
 
 def flags_of(value_null: Any, int_null: Any, device_ts_null: Any, dirty: Any, status: Any, itr: Any) -> np.ndarray:
@@ -243,7 +259,10 @@ def _decode_column(kind: int, data: bytes, n: int, dtype: str) -> np.ndarray:
         return np.frombuffer(data, dtype=dtype).copy()
     if kind == LINEAR:
         start, step = _PAIR.unpack(data)
-        return (np.arange(n, dtype=np.int64) * step + start).astype(np.int64)
+        out = np.arange(n, dtype=np.int64)
+        out *= step  # in place, wrapping as the encoder's differences did
+        out += start
+        return out
     if kind == DELTA_ZLIB:
         return np.cumsum(np.frombuffer(zlib.decompress(data), dtype="<i8"), dtype=np.int64)
     if kind == XOR_ZLIB:
@@ -359,18 +378,27 @@ def append_batch(conn: Connection, batch: Points) -> np.ndarray:
 
 
 def by_stream(batch: Points) -> Iterator[tuple[int, Points]]:
-    """The batch split per stream (each part in the batch's order): one stable sort, then slices."""
+    """The batch split per stream, in stream order (each part in the batch's order): a mask per
+    stream when they are few (a report's handful), else one stable sort and slices."""
     pks = batch.stream_pk
     if len(pks) == 0:
         return
     if pks[0] == pks[-1] and np.all(pks == pks[0]):
         yield int(pks[0]), batch
         return
+    distinct = np.unique(pks)
+    if len(distinct) <= FEW_STREAMS:
+        for pk in distinct.tolist():
+            yield pk, batch.take(pks == pk)
+        return
     grouped = batch.take(np.argsort(pks, kind="stable"))
     starts = np.flatnonzero(np.diff(grouped.stream_pk)) + 1
     edges = [0, *starts.tolist(), len(grouped)]
     for first, last in zip(edges[:-1], edges[1:], strict=True):
         yield int(grouped.stream_pk[first]), grouped.take(slice(first, last))
+
+
+FEW_STREAMS = 16
 
 
 # -- single points -------------------------------------------------------------------------------------

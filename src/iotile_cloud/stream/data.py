@@ -21,6 +21,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import dateutil.parser
@@ -122,10 +123,9 @@ class BaseData:
     def _items_from_columns(self, fields: tuple[str, ...], columns: list[list[Any]]) -> list[dict[str, Any]]:
         return [dict(zip(fields, row, strict=True)) for row in zip(*columns, strict=True)]
 
-    def _columns_page(self, params: dict[str, Any], page: int) -> dict[str, Any]:
-        """One page, asked for as columns, with its ``items`` rebuilt (or taken as sent, from a server
-        that answers item pages)."""
-        path, fields = self._columns_route()
+    def _columns_body(self, params: dict[str, Any], page: int) -> dict[str, Any]:
+        """One page, asked for as columns (a server that answers item pages answers those)."""
+        path, _fields = self._columns_route()
         # The first page also shows the selection's size (StreamData may then switch to Arrow).
         query = {**params, "page": page, "page_size": params.get("page_size") or self.columns_page_size}
         body = self._api.client.request(
@@ -133,32 +133,48 @@ class BaseData:
         )
         if not isinstance(body, dict):
             raise UnexpectedPageError(f"Expected a page of data, got {str(body)[:200]}")
+        return body
+
+    def _page_items(self, body: dict[str, Any]) -> list[dict[str, Any]]:
+        """A page's items: rebuilt from its columns, or taken as sent."""
+        _path, fields = self._columns_route()
         columns = body.get("columns")
         if columns is None:
-            return {**body, "items": self._results_of(body)}
+            return self._results_of(body)
         if not (isinstance(columns, list) and len(columns) == len(fields)):
             raise UnexpectedPageError(f"Expected {len(fields)} columns, got {str(columns)[:200]}")
-        return {**body, "items": self._items_from_columns(fields, columns)}
+        return self._items_from_columns(fields, columns)
 
     def _bigger_path(self, params: dict[str, Any], count: int) -> list[dict[str, Any]] | None:
         """Every item another way, when the first page showed ``count`` (None: keep paging)."""
         return None
 
     def _read_columns(self, params: dict[str, Any], progress: ProgressCallback | None) -> None:
+        """Page after page while the server says there is a next one; from the second page on, the
+        next page is fetched in the background while this one's items are built (the server's work
+        and ours overlap)."""
         self.data = []
-        page = 1
-        while page:
-            body = self._columns_page(params, page)
-            self.data.extend(body["items"])
-            count = max(int(body.get("count") or 0), len(self.data))
-            if progress:
-                progress(len(self.data), count)
-            if page == 1 and body.get("next"):
-                items = self._bigger_path(params, count)
-                if items is not None:
-                    self.data = items
-                    return
-            page = page + 1 if body.get("next") else 0
+        body = self._columns_body(params, 1)
+        count = int(body.get("count") or 0)
+        if body.get("next"):
+            items = self._bigger_path(params, count)
+            if items is not None:
+                self.data = items
+                return
+        with contextlib.ExitStack() as stack:
+            fetcher: ThreadPoolExecutor | None = None
+            page = 1
+            while True:
+                following: Future[dict[str, Any]] | None = None
+                if body.get("next"):
+                    fetcher = fetcher or stack.enter_context(ThreadPoolExecutor(max_workers=1))
+                    following = fetcher.submit(self._columns_body, params, page + 1)
+                self.data.extend(self._page_items(body))
+                if progress:
+                    progress(len(self.data), max(int(body.get("count") or 0), len(self.data)))
+                if following is None:
+                    break
+                body, page = following.result(), page + 1
         logger.debug("Downloaded a total of %d records", len(self.data))
 
     def initialize_from_server(self, *args: Any, progress: ProgressCallback | None = None, **kwargs: Any) -> None:
@@ -286,7 +302,14 @@ class StreamData(BaseData):
         kinds = np.array(kind.dictionary.to_pylist(), dtype=object)[_numbers(kind.indices)].tolist()
         int_values, values, outputs = values_of("int_value"), values_of("value"), values_of("output_value")
         local_ids = values_of("streamer_local_id")
-        shown = display_values(outputs, values, places)
+        # What display_value shows: the output values, else (no output unit) the values.
+        output_column, value_column = table.column("output_value"), table.column("value")
+        if output_column.null_count == 0:
+            shown = display_values(_numbers(output_column), [], places)
+        elif output_column.null_count == len(output_column) and value_column.null_count == 0:
+            shown = display_values(_numbers(value_column), [], places)
+        else:
+            shown = display_values(outputs, values, places)
         return self._items_from_columns(ITEM_FIELDS, [kinds, stamps, int_values, values, shown, outputs, local_ids])
 
 

@@ -11,9 +11,10 @@ page size the server allows, each retried on its own, and turned into columns pa
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -48,28 +49,36 @@ def _params(filter: str, start: Any, end: Any, lastn: int | None) -> dict[str, A
 
 
 class _BodyReader(io.RawIOBase):
-    """A file-like view of a streaming HTTP body for pyarrow's IPC reader (``read(n)`` returns n
-    bytes unless the body ends)."""
+    """A file-like view of a streaming HTTP body for pyarrow's IPC reader.
+
+    ``read(n)`` answers n bytes (fewer only at the end) as a memoryview of the received piece when
+    it lies in one (no copy: Arrow keeps the piece alive while its arrays use it); a read across
+    pieces joins just those."""
 
     def __init__(self, chunks: Iterator[bytes]) -> None:
         super().__init__()
         self._chunks = chunks
-        self._buffer = bytearray()
-        self._done = False
+        self._current = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
-    def read(self, size: int | None = -1) -> bytes:
-        while not self._done and (size is None or size < 0 or len(self._buffer) < size):
-            try:
-                self._buffer += next(self._chunks)
-            except StopIteration:
-                self._done = True
+    def read(self, size: int | None = -1) -> memoryview:
         if size is None or size < 0:
-            size = len(self._buffer)
-        out = bytes(self._buffer[:size])
-        del self._buffer[:size]
+            rest = b"".join([bytes(self._current), *self._chunks])
+            self._current = memoryview(b"")
+            return memoryview(rest)
+        if len(self._current) < size:
+            parts, have = [self._current], len(self._current)
+            for chunk in self._chunks:
+                if chunk:
+                    parts.append(memoryview(chunk))
+                    have += len(chunk)
+                    if have >= size:
+                        break
+            self._current = memoryview(b"".join(parts)) if len(parts) > 1 else parts[0]
+        out = self._current[:size]
+        self._current = self._current[size:]
         return out
 
     def readinto(self, target: Any) -> int:
@@ -85,9 +94,13 @@ def _normalise(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=table.column_names).cast(SCHEMA)
 
 
-def fetch_columnar(client: Client, params: dict[str, Any], progress: Progress | None) -> pa.Table | None:
-    """The columnar path as sent (dictionary columns, plus ``type``); None when the server does not
-    offer it."""
+_Opened = tuple[pa.ipc.RecordBatchStreamReader, int]
+
+
+@contextlib.contextmanager
+def _arrow_stream(client: Client, params: dict[str, Any]) -> Iterator[_Opened | None]:
+    """The columnar answer as an IPC reader and the row count the server announced; None when the
+    server does not offer the Arrow format (an auth failure is raised, not taken for that)."""
     with client.stream(
         "GET", "df/", params={**params, "format": "arrow"}, headers={"Accept": ARROW_MEDIA_TYPE}
     ) as response:
@@ -97,19 +110,33 @@ def fetch_columnar(client: Client, params: dict[str, Any], progress: Progress | 
                 from iotile_cloud.client._core import check_response
 
                 check_response(response)
-            return None
+            yield None
+            return
         total = int(response.headers.get("x-total-count") or 0)
-        reader = pa.ipc.open_stream(pa.PythonFile(_BodyReader(response.iter_bytes(1 << 20)), mode="r"))
-        batches, done = [], 0
-        for batch in reader:
-            batches.append(batch)
-            done += batch.num_rows
-            if progress:
-                progress(done, max(total, done))
-        table = pa.Table.from_batches(batches, schema=reader.schema)
-    if progress and not batches:
+        yield pa.ipc.open_stream(pa.PythonFile(_BodyReader(response.iter_bytes()), mode="r")), total
+
+
+def fetch_columnar(client: Client, params: dict[str, Any], progress: Progress | None) -> pa.Table | None:
+    """The columnar path as sent (dictionary columns, plus ``type``); None when the server does not
+    offer it."""
+    with _arrow_stream(client, params) as opened:
+        if opened is None:
+            return None
+        reader, total = opened
+        batches = list(_counted(reader, total, progress))
+        return pa.Table.from_batches(batches, schema=reader.schema)
+
+
+def _counted(batches: Iterable[pa.RecordBatch], total: int, progress: Progress | None) -> Iterator[pa.RecordBatch]:
+    """The batches as they come, with ``progress(done, total)`` after each (and once if none)."""
+    done = 0
+    for batch in batches:
+        done += batch.num_rows
+        if progress:
+            progress(done, max(total, done))
+        yield batch
+    if progress and not done:
         progress(0, 0)
-    return table
 
 
 def _page_table(results: list[dict[str, Any]], stream: str | None) -> pa.Table:
@@ -273,6 +300,133 @@ def fetch_arrays(
     return out
 
 
+def _batches(
+    client: Client, params: dict[str, Any], progress: Progress | None, columnar: bool
+) -> Iterator[tuple[pa.RecordBatch, int]]:
+    """The selection's record batches as they arrive, each with the announced total (Arrow), or
+    those of the JSON pages when the server does not offer Arrow."""
+    if columnar:
+        with _arrow_stream(client, params) as opened:
+            if opened is not None:
+                reader, total = opened
+                for batch in _counted(reader, total, progress):
+                    yield batch, total
+                return
+    table = _fetch_pages(client, params, progress)
+    for batch in table.to_batches():
+        yield batch, table.num_rows
+
+
+class _FrameColumns:
+    """Record batches poured into numpy columns as they arrive, so a download holds one batch of
+    Arrow data at a time beside the columns of the frame it becomes (no table of it all first).
+
+    Column types are those ``Table.to_pandas`` gives: an integer column with any null becomes
+    float64 with NaN, the text columns become categoricals."""
+
+    INTEGERS = ("int_value", "streamer_local_id", "device_timestamp")
+    FLOATS = ("value", "output_value")
+    TEXTS = ("status", "stream")
+    DTYPES = {"timestamp": "i8", **dict.fromkeys(INTEGERS, "i8"), **dict.fromkeys(FLOATS, "f8")}
+    DTYPES |= {"dirty_ts": "?", **dict.fromkeys(TEXTS, "i4")}
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.capacity = 0
+        self.arrays: dict[str, np.ndarray] = {}
+        self.categories: dict[str, dict[str, int]] = {name: {} for name in self.TEXTS}
+
+    def _reserve(self, rows: int, hint: int) -> None:
+        """Room for ``rows`` more (at once for ``hint``, the announced total, when it is known)."""
+        import numpy as np
+
+        if self.arrays and self.size + rows <= self.capacity:
+            return
+        capacity = max(self.size + rows, hint, 2 * self.capacity)
+        for name, dtype in self.DTYPES.items():
+            current = self.arrays.get(name)
+            grown = np.empty(capacity, dtype=current.dtype if current is not None else dtype)
+            if current is not None:
+                grown[: self.size] = current[: self.size]
+            self.arrays[name] = grown
+        self.capacity = capacity
+
+    def add(self, batch: pa.RecordBatch, hint: int = 0) -> None:
+        import numpy as np
+
+        rows = batch.num_rows
+        if not rows:
+            return
+        self._reserve(rows, hint)
+        at = slice(self.size, self.size + rows)
+        names = batch.schema.names
+        self.arrays["timestamp"][at] = _plain(batch.column(names.index("timestamp"))).view(np.int64)
+        for name in (*self.INTEGERS, *self.FLOATS):
+            column = batch.column(names.index(name))
+            target = self.arrays[name]
+            if column.null_count and target.dtype.kind == "i":  # as to_pandas: nulls make it float
+                target = self.arrays[name] = target.astype(np.float64)
+            if column.null_count:
+                target[at] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
+            else:
+                target[at] = _plain(column)
+        self.arrays["dirty_ts"][at] = batch.column(names.index("dirty_ts")).to_numpy(zero_copy_only=False)
+        for name in self.TEXTS:
+            if name in names:
+                self.arrays[name][at] = self._codes(name, batch.column(names.index(name)))
+        self.size += rows
+
+    def _codes(self, name: str, column: pa.Array) -> np.ndarray:
+        """The column as codes into this download's categories (each batch may bring its own)."""
+        import numpy as np
+
+        if not pa.types.is_dictionary(column.type):
+            column = column.dictionary_encode()
+        known = self.categories[name]
+        lookup = np.array([known.setdefault(text, len(known)) for text in column.dictionary.to_pylist()], np.int32)
+        indices = column.indices
+        if indices.null_count:
+            indices = indices.fill_null(0)
+        return lookup[_plain(indices)] if len(lookup) else np.zeros(len(column), np.int32)
+
+    def frame(self, names: list[str]) -> pd.DataFrame:
+        """The frame with ``names`` as columns (in that order) and the timestamp as its index; the
+        column arrays become the frame's own, uncopied."""
+        import numpy as np
+        import pandas as pd
+
+        self._reserve(0, 0)
+        n = self.size
+        columns: dict[str, Any] = {}
+        for name in names:
+            if name in self.TEXTS:
+                by_code = list(self.categories[name])
+                codes = self.arrays[name][:n]
+                present = np.flatnonzero(np.bincount(codes, minlength=len(by_code))).tolist() if n else []
+                used = sorted(by_code[code] for code in present)
+                remap = np.full(max(len(by_code), 1), -1, dtype=np.int32)
+                for position, text in enumerate(used):
+                    remap[self.categories[name][text]] = position
+                columns[name] = pd.Categorical.from_codes(remap[codes] if n else codes, categories=used)
+            else:
+                columns[name] = self.arrays[name][:n]
+        stamps = self.arrays.pop("timestamp")[:n].view("datetime64[us]")
+        index = pd.DatetimeIndex(stamps, dtype="datetime64[us, UTC]", name="timestamp")
+        return pd.DataFrame(columns, index=index, copy=False)
+
+
+def _plain(column: pa.Array) -> np.ndarray:
+    """A fixed-width Arrow array without nulls as a numpy view of its buffer (no copy)."""
+    import numpy as np
+
+    kind = column.type
+    if pa.types.is_timestamp(kind):
+        dtype = np.dtype(np.int64)
+    else:
+        dtype = np.dtype(kind.to_pandas_dtype())
+    return np.frombuffer(column.buffers()[1], dtype=dtype, count=len(column), offset=column.offset * dtype.itemsize)
+
+
 def fetch_dataframe(
     api: Any,
     filter: str,
@@ -288,28 +442,29 @@ def fetch_dataframe(
 
     Columns: ``value`` (internal units), ``int_value``, ``output_value`` (the stream's output unit,
     or ``unit`` when given), ``streamer_local_id``, ``device_timestamp``, ``dirty_ts``, ``status``,
-    and ``stream`` when the filter can select several streams.
+    and ``stream`` when the filter can select several streams. The batches are decoded into the
+    frame's columns as they arrive (see :class:`_FrameColumns`).
     """
     client = _client(api)
-    table = _fetch(client, filter, start, end, lastn, progress, columnar)
-    table = table.select([name for name in SCHEMA.names if name in table.column_names])
+    columns = _FrameColumns()
+    for batch, total in _batches(client, _params(filter, start, end, lastn), progress, columnar):
+        columns.add(batch, total)
+    single = str(filter).lower().startswith("s--")
+    names = [name for name in SCHEMA.names if name != "timestamp" and not (single and name == "stream")]
+    frame = columns.frame(names + (["stream"] if single else []))
     if unit:
-        table = convert_units(table, client, unit)
-    if str(filter).lower().startswith("s--"):
-        table = table.drop_columns(["stream"])
-    # Text columns become pandas categoricals: one small code per row instead of a Python str each.
-    for name in ("status", "stream"):
-        if name in table.column_names and not pa.types.is_dictionary(table.column(name).type):
-            index = table.column_names.index(name)
-            table = table.set_column(index, name, table.column(name).dictionary_encode())
-    frame = table.to_pandas(self_destruct=True, split_blocks=True)
-    for name in ("status", "stream"):
-        if name in frame.columns:
-            column = frame[name].cat.remove_unused_categories()
-            frame[name] = column.cat.reorder_categories(sorted(column.cat.categories))
-    frame = frame.set_index("timestamp")
-    if unit:
+        streams = [str(text) for text in frame["stream"].cat.categories]
+        helpers = _unit_helper(client, streams, unit)
+        output = frame["output_value"].to_numpy(copy=True)
+        values = frame["value"].to_numpy()
+        codes = frame["stream"].cat.codes.to_numpy()
+        for code, slug in enumerate(streams):
+            mask = codes == code
+            output[mask] = helpers[slug].compute(values[mask])
+        frame["output_value"] = output
         frame.attrs["unit"] = unit
+    if single:
+        frame = frame.drop(columns=["stream"])
     return frame
 
 

@@ -39,7 +39,6 @@ from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.server.security import private_dir, write_private
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
-from iotile_cloud.utils.mdo import display_values
 
 router = APIRouter()
 Body = Any
@@ -164,20 +163,17 @@ def paged_rows(
 
 def data_page(
     conn: Connection, request: Request, pks: Sequence[int], size_class: tuple[int, int]
-) -> tuple[Pager, int, dict[str, list[Any]]]:
-    """One page of data points as columns (the fast path of ``/data/`` and ``/stream/<slug>/data/``);
-    ``timestamp`` is added as ISO text."""
+) -> tuple[Pager, int, points.Points]:
+    """One page of data points (the fast path of ``/data/`` and ``/stream/<slug>/data/``)."""
     pager = Pager(request, size_class)
     if not pks:
-        return pager, 0, {}
+        return pager, 0, points.Points.concat_or_empty([])
     selection = points.select(conn, point_query(request, pks))
     count = selection.count()
     pager.check(count)
     if not count:
-        return pager, count, {}
-    columns = selection.page(pager.offset, pager.size).as_lists()
-    columns["timestamp"] = iso_from_micros(columns["ts"])
-    return pager, count, columns
+        return pager, count, points.Points.concat_or_empty([])
+    return pager, count, selection.page(pager.offset, pager.size)
 
 
 def _stream_info(stream: Row[Any], conn: Connection) -> dict[str, Any]:
@@ -228,10 +224,11 @@ def data_list(request: Request, principal: Principal = Depends(device_or_user)) 
         streams = filter_streams(conn, principal, request.query_params.get("filter"))
         infos = {s.pk: _stream_info(s, conn) for s in streams}
         sizes = (LARGE[0], wire.COLUMN_PAGE_SIZE) if as_columns else LARGE
-        pager, count, c = data_page(conn, request, list(infos), sizes)
-    pks = c.get("stream_pk", [])
+        pager, count, page = data_page(conn, request, list(infos), sizes)
+    c = page.as_lists([name for name in points.LIST_FIELDS if name != "ts"])
+    pks = c["stream_pk"]
     named = {key: [infos[pk][key] for pk in pks] for key in ("stream", "project", "device", "variable")}
-    fields = {**c, **named}
+    fields = {**c, **named, "timestamp": iso_from_micros(page.ts)}
     columns = [fields.get(name, []) for name in wire.DATA_ITEM_FIELDS]
     if as_columns:
         return _columns_answer(pager, count, columns)
@@ -265,17 +262,14 @@ def stream_data(slug: str, request: Request, principal: Principal = Depends(devi
     with state(request).read() as conn:
         stream = stream_by_slug(conn, principal, slug)
         conv = model.converter(conn, stream)
-        pager, count, c = data_page(conn, request, [stream.pk], sizes)
-    values = c.get("value", [])
-    outputs = conv.outputs(values)
+        pager, count, page = data_page(conn, request, [stream.pk], sizes)
+    c = page.as_lists(("type", "int_value", "value", "streamer_local_id"))
+    outputs, shown = conv.page_outputs(page.value, page.nulls(points.VALUE_NULL))
     fields = {
-        "type": c.get("type", []),
-        "timestamp": c.get("timestamp", []),
-        "int_value": c.get("int_value", []),
-        "value": values,
-        "display_value": display_values(outputs, values, conv.decimal_places),
+        **c,
+        "timestamp": iso_from_micros(page.ts),
+        "display_value": shown,
         "output_value": outputs,
-        "streamer_local_id": c.get("streamer_local_id", []),
     }
     columns = [fields[name] for name in wire.ITEM_FIELDS]
     if as_columns:
