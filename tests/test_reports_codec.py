@@ -8,7 +8,9 @@ from hypothesis import strategies as st
 
 from iotile_cloud.reports import (
     BroadcastReport,
+    DictEvent,
     DictionaryReport,
+    DictReading,
     IndividualReadingReport,
     Reading,
     ReportError,
@@ -206,3 +208,27 @@ def test_encode_decode_round_trip(
     key = b"k" * 32
     data = report.encode(key)
     assert SignedListReport.decode(data, key).readings == readings
+
+
+# Found by comparing with coretools (iotile-core 5.2) and the original cloud's parser.
+
+
+def test_dictionary_ids_span_readings_and_events_when_built() -> None:
+    """A report built from items gets lowest/highest over readings and events, ids 0 left out."""
+    report = DictionaryReport(
+        device=10,
+        readings=[DictReading(0x5001, 7, 1, None, 1), DictReading(0x5001, 0, 2, None, 2)],
+        events=[DictEvent(0x5020, 3, 1, None), DictEvent(0x5020, 12, 1, None)],
+    )
+    assert (report.lowest_id, report.highest_id) == (3, 12)
+    again = DictionaryReport.decode_msgpack(report.encode_msgpack())
+    assert (again.lowest_id, again.highest_id) == (3, 12)
+    given = DictionaryReport(device=10, lowest_id=1, highest_id=20, events=[DictEvent(0x5020, 3, 1, None)])
+    assert (given.lowest_id, given.highest_id) == (1, 20)
+    # A decoded report keeps what it says, even 0/0 next to items with ids.
+    said = (
+        b'{"format": "v100", "device": 1, "lowest_id": 0, "highest_id": 0,'
+        b' "events": [{"stream": 20512, "streamer_local_id": 5}]}'
+    )
+    decoded = DictionaryReport.decode_json(said)
+    assert (decoded.lowest_id, decoded.highest_id) == (0, 0)

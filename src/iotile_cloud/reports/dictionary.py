@@ -88,6 +88,15 @@ class DictionaryReport:
     signature_flags = None
     verified = True
 
+    def __post_init__(self) -> None:
+        # Built from items without the ids given: the lowest and highest non-zero reading id over the
+        # readings and the events (as coretools' FlexibleDictionaryReport.FromReadings does).
+        if not (self.lowest_id or self.highest_id):
+            ids = [r.reading_id for r in self.readings if r.reading_id]
+            ids += [e.reading_id for e in self.events if e.reading_id]
+            if ids:
+                self.lowest_id, self.highest_id = min(ids), max(ids)
+
     @classmethod
     def from_dict(cls, raw: Any) -> DictionaryReport:
         raw = _text(raw)
@@ -132,17 +141,18 @@ class DictionaryReport:
                     data=item.get("data"),
                 )
             )
-        return cls(
+        report = cls(
             device=device,
             streamer_index=_int(raw.get("streamer_index"), "report", "streamer_index", 0) or 0,
             streamer_selector=_int(raw.get("streamer_selector"), "report", "streamer_selector", 0) or 0,
             report_id=_int(raw.get("incremental_id"), "report", "incremental_id", 0) or 0,
             sent_timestamp=_int(raw.get("device_sent_timestamp"), "report", "device_sent_timestamp"),
-            lowest_id=_int(raw.get("lowest_id"), "report", "lowest_id", 0) or 0,
-            highest_id=_int(raw.get("highest_id"), "report", "highest_id", 0) or 0,
-            readings=readings,
-            events=events,
         )
+        # What the report says, even 0/0 with items (not recomputed as for a report built from items).
+        report.lowest_id = _int(raw.get("lowest_id"), "report", "lowest_id", 0) or 0
+        report.highest_id = _int(raw.get("highest_id"), "report", "highest_id", 0) or 0
+        report.readings, report.events = readings, events
+        return report
 
     @classmethod
     def decode_msgpack(cls, data: bytes) -> DictionaryReport:
