@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -232,3 +233,47 @@ def test_dictionary_ids_span_readings_and_events_when_built() -> None:
     )
     decoded = DictionaryReport.decode_json(said)
     assert (decoded.lowest_id, decoded.highest_id) == (0, 0)
+
+
+# coretools' FlexibleDictionaryReport.FromReadings for the report built in the test below.
+CORETOOLS_MSGPACK = bytes.fromhex(
+    "8aa6666f726d6174a476313030a66465766963650aae73747265616d65725f696e646578cd0100b173747265616d65725f73656c"
+    "6563746f72cdffffae696e6372656d656e74616c5f696409a96c6f776573745f696402aa686967686573745f696404b564657669"
+    "63655f73656e745f74696d657374616d701ea66576656e74739186a673747265616dcd5020b06465766963655f74696d65737461"
+    "6d7007b173747265616d65725f6c6f63616c5f696404a974696d657374616d70b4323032302d30312d30315430303a30303a3030"
+    "5aaa65787472615f6461746181a16101a464617461c0a4646174619285a673747265616dcd5001b06465766963655f74696d6573"
+    "74616d7005b173747265616d65725f6c6f63616c5f696402a974696d657374616d70ba323032302d30312d30315430303a30303a"
+    "30302e303030303035a576616c7565fd85a673747265616dcd5c00b06465766963655f74696d657374616d70ce80000005b17374"
+    "7265616d65725f6c6f63616c5f696403a974696d657374616d70b3323030302d30312d30315430303a30303a3035a576616c7565"
+    "03"
+)
+
+
+def test_dictionary_report_written_as_coretools_writes_it() -> None:
+    """Same keys in the same order, reading times naive UTC ISO, event times with "Z", and a reading
+    with a real-time-clock stamp but no time gets that time: byte for byte what coretools writes."""
+    import datetime as dt
+
+    utc = dt.timezone.utc
+    report = DictionaryReport(
+        device=10,
+        streamer_index=0x100,
+        streamer_selector=0xFFFF,
+        report_id=9,
+        sent_timestamp=30,
+        readings=[
+            DictReading(0x5001, 2, 5, dt.datetime(2020, 1, 1, 0, 0, 0, 5, tzinfo=utc), -3),
+            DictReading(0x5C00, 3, 0x80000005, None, 3),
+        ],
+        events=[DictEvent(0x5020, 4, 7, dt.datetime(2020, 1, 1, tzinfo=utc), {"a": 1}, None)],
+    )
+    assert report.encode_msgpack() == CORETOOLS_MSGPACK
+    decoded = DictionaryReport.decode_msgpack(CORETOOLS_MSGPACK)
+    assert decoded.as_dict() == report.as_dict() == orjson.loads(report.encode_json())
+    assert decoded.readings[1].timestamp == dt.datetime(2000, 1, 1, 0, 0, 5, tzinfo=utc)
+    assert decoded.events[0].timestamp == dt.datetime(2020, 1, 1, tzinfo=utc)
+    # Another time zone is written as the same instant in UTC.
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    report.readings[0].timestamp = dt.datetime(2020, 1, 1, 2, 0, 0, 5, tzinfo=plus2)
+    report.events[0].timestamp = dt.datetime(2020, 1, 1, 2, tzinfo=plus2)
+    assert report.encode_msgpack() == CORETOOLS_MSGPACK

@@ -10,6 +10,7 @@ import msgpack
 import orjson
 
 from iotile_cloud.reports.binary import ReportError
+from iotile_cloud.reports.timestamps import rtc_time
 from iotile_cloud.utils.basic import str_to_datetime
 
 __all__ = ["DictReading", "DictEvent", "DictionaryReport"]
@@ -171,8 +172,17 @@ class DictionaryReport:
         return cls.from_dict(raw)
 
     def as_dict(self) -> dict[str, Any]:
-        def stamp(value: dt.datetime | None) -> str | None:
-            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
+        """The report as coretools writes it: same keys in the same order, so that the msgpack bytes of
+        the same report are identical. Reading times are naive ISO in UTC ("2019-01-05T10:40:00",
+        microseconds only when there are some), event times the same with "Z". A reading without a
+        time but with a real-time-clock stamp gets that time written, as coretools' readings do."""
+
+        def naive(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return value.isoformat()
 
         return {
             "format": "v100",
@@ -180,29 +190,29 @@ class DictionaryReport:
             "streamer_index": self.streamer_index,
             "streamer_selector": self.streamer_selector,
             "incremental_id": self.report_id,
-            "device_sent_timestamp": self.sent_timestamp,
             "lowest_id": self.lowest_id,
             "highest_id": self.highest_id,
-            "data": [
-                {
-                    "stream": r.stream,
-                    "device_timestamp": r.raw_timestamp,
-                    "streamer_local_id": r.reading_id,
-                    "timestamp": stamp(r.timestamp),
-                    "value": r.value,
-                }
-                for r in self.readings
-            ],
+            "device_sent_timestamp": self.sent_timestamp,
             "events": [
                 {
                     "stream": e.stream,
                     "device_timestamp": e.raw_timestamp,
                     "streamer_local_id": e.reading_id,
-                    "timestamp": stamp(e.timestamp),
+                    "timestamp": None if e.timestamp is None else f"{naive(e.timestamp)}Z",
                     "extra_data": e.extra_data,
                     "data": e.data,
                 }
                 for e in self.events
+            ],
+            "data": [
+                {
+                    "stream": r.stream,
+                    "device_timestamp": r.raw_timestamp,
+                    "streamer_local_id": r.reading_id,
+                    "timestamp": naive(r.timestamp if r.timestamp is not None else rtc_time(r.raw_timestamp)),
+                    "value": r.value,
+                }
+                for r in self.readings
             ],
         }
 
