@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+import msgpack
 import orjson
 import pytest
 from hypothesis import given
@@ -277,3 +280,65 @@ def test_dictionary_report_written_as_coretools_writes_it() -> None:
     report.readings[0].timestamp = dt.datetime(2020, 1, 1, 2, 0, 0, 5, tzinfo=plus2)
     report.events[0].timestamp = dt.datetime(2020, 1, 1, 2, tzinfo=plus2)
     assert report.encode_msgpack() == CORETOOLS_MSGPACK
+
+
+def _report_with(**fields: object) -> dict[str, object]:
+    return {"format": "v100", "device": 10, "streamer_index": 100, "streamer_selector": 65535, **fields}
+
+
+def _nested(depth: int) -> object:
+    node: object = 1
+    for _ in range(depth):
+        node = [node]
+    return node
+
+
+MALFORMED_MSGPACK = {
+    "map as key": b"\x81\x81\x01\x02\x03",  # unhashable in Python
+    "list as key": b"\x81\x91\x01\x02",
+    "events a number": msgpack.packb(_report_with(events=1.5)),
+    "data a map": msgpack.packb(_report_with(data={"stream": 1})),
+    "data a string": msgpack.packb(_report_with(data="5001")),
+    "sent inf": msgpack.packb(_report_with(device_sent_timestamp=float("inf"))),
+    "sent nan": msgpack.packb(_report_with(device_sent_timestamp=float("nan"))),
+    "id past int64": msgpack.packb(_report_with(incremental_id=2**64 - 1)),
+    "value nan": msgpack.packb(_report_with(data=[{"stream": 20512, "value": float("nan")}])),
+    "value past int64": msgpack.packb(_report_with(data=[{"stream": 20512, "value": 2**63}])),
+    "stream inf": msgpack.packb(_report_with(data=[{"stream": float("inf"), "value": 1}])),
+    "stream fraction": msgpack.packb(_report_with(data=[{"stream": 20512.5, "value": 1}])),
+    "stream a list": msgpack.packb(_report_with(data=[{"stream": [1], "value": 1}])),
+    "extra_data 300 deep": msgpack.packb(_report_with(events=[{"stream": 20512, "extra_data": {"a": _nested(300)}}])),
+    "data 1000 deep": msgpack.packb(_report_with(events=[{"stream": 20512, "data": _nested(1000)}])),
+    "ext type value": msgpack.packb(_report_with(events=[{"stream": 20512, "data": msgpack.ExtType(5, b"x")}])),
+    "ext type key": msgpack.packb(_report_with(events=[{"stream": 20512, "data": {msgpack.ExtType(5, b"x"): 1}}])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_MSGPACK))
+def test_malformed_msgpack_reports_are_refused_with_a_report_error(name: str) -> None:
+    with pytest.raises(ReportError):
+        DictionaryReport.decode_msgpack(MALFORMED_MSGPACK[name])
+
+
+def test_malformed_json_reports_are_refused_with_a_report_error() -> None:
+    for fields in ({"events": 1.5}, {"data": 3}, {"events": [{"stream": 20512, "data": _nested(500)}]}):
+        with pytest.raises(ReportError):
+            DictionaryReport.decode_json(json.dumps(_report_with(**fields)).encode())
+    with pytest.raises(ReportError):  # orjson reads integers past 64 bits as floats
+        DictionaryReport.decode_json(b'{"format": "v100", "device": 10, "incremental_id": 18446744073709551616}')
+
+
+def test_what_a_dictionary_report_accepts_it_can_write_again() -> None:
+    """Numeric map keys become text (as JSON names them), so the decoded report writes as JSON;
+    nesting well within the limit is kept."""
+    blob = msgpack.packb(
+        _report_with(
+            data=[{"stream": 20512.0, "device_timestamp": 4294967295.0, "value": 2**63 - 1}],
+            events=[{"stream": "5c00", "extra_data": {1: "a", None: "b", 2.5: "c"}, "data": _nested(150)}],
+        )
+    )
+    report = DictionaryReport.decode_msgpack(blob)
+    assert report.readings[0].stream == 0x5020 and report.readings[0].raw_timestamp == 0xFFFFFFFF
+    assert report.events[0].stream == 0x5C00 and report.events[0].extra_data == {"1": "a", "null": "b", "2.5": "c"}
+    assert DictionaryReport.decode_json(report.encode_json()).as_dict() == report.as_dict()
+    assert DictionaryReport.decode_msgpack(report.encode_msgpack()).as_dict() == report.as_dict()
