@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
+import msgpack
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from iotile_cloud.reports import (
     BroadcastReport,
+    DictEvent,
     DictionaryReport,
+    DictReading,
     IndividualReadingReport,
     Reading,
     ReportError,
@@ -206,3 +212,133 @@ def test_encode_decode_round_trip(
     key = b"k" * 32
     data = report.encode(key)
     assert SignedListReport.decode(data, key).readings == readings
+
+
+# Found by comparing with coretools (iotile-core 5.2) and the original cloud's parser.
+
+
+def test_dictionary_ids_span_readings_and_events_when_built() -> None:
+    """A report built from items gets lowest/highest over readings and events, ids 0 left out."""
+    report = DictionaryReport(
+        device=10,
+        readings=[DictReading(0x5001, 7, 1, None, 1), DictReading(0x5001, 0, 2, None, 2)],
+        events=[DictEvent(0x5020, 3, 1, None), DictEvent(0x5020, 12, 1, None)],
+    )
+    assert (report.lowest_id, report.highest_id) == (3, 12)
+    again = DictionaryReport.decode_msgpack(report.encode_msgpack())
+    assert (again.lowest_id, again.highest_id) == (3, 12)
+    given = DictionaryReport(device=10, lowest_id=1, highest_id=20, events=[DictEvent(0x5020, 3, 1, None)])
+    assert (given.lowest_id, given.highest_id) == (1, 20)
+    # A decoded report keeps what it says, even 0/0 next to items with ids.
+    said = (
+        b'{"format": "v100", "device": 1, "lowest_id": 0, "highest_id": 0,'
+        b' "events": [{"stream": 20512, "streamer_local_id": 5}]}'
+    )
+    decoded = DictionaryReport.decode_json(said)
+    assert (decoded.lowest_id, decoded.highest_id) == (0, 0)
+
+
+# coretools' FlexibleDictionaryReport.FromReadings for the report built in the test below.
+CORETOOLS_MSGPACK = bytes.fromhex(
+    "8aa6666f726d6174a476313030a66465766963650aae73747265616d65725f696e646578cd0100b173747265616d65725f73656c"
+    "6563746f72cdffffae696e6372656d656e74616c5f696409a96c6f776573745f696402aa686967686573745f696404b564657669"
+    "63655f73656e745f74696d657374616d701ea66576656e74739186a673747265616dcd5020b06465766963655f74696d65737461"
+    "6d7007b173747265616d65725f6c6f63616c5f696404a974696d657374616d70b4323032302d30312d30315430303a30303a3030"
+    "5aaa65787472615f6461746181a16101a464617461c0a4646174619285a673747265616dcd5001b06465766963655f74696d6573"
+    "74616d7005b173747265616d65725f6c6f63616c5f696402a974696d657374616d70ba323032302d30312d30315430303a30303a"
+    "30302e303030303035a576616c7565fd85a673747265616dcd5c00b06465766963655f74696d657374616d70ce80000005b17374"
+    "7265616d65725f6c6f63616c5f696403a974696d657374616d70b3323030302d30312d30315430303a30303a3035a576616c7565"
+    "03"
+)
+
+
+def test_dictionary_report_written_as_coretools_writes_it() -> None:
+    """Same keys in the same order, reading times naive UTC ISO, event times with "Z", and a reading
+    with a real-time-clock stamp but no time gets that time: byte for byte what coretools writes."""
+    import datetime as dt
+
+    utc = dt.timezone.utc
+    report = DictionaryReport(
+        device=10,
+        streamer_index=0x100,
+        streamer_selector=0xFFFF,
+        report_id=9,
+        sent_timestamp=30,
+        readings=[
+            DictReading(0x5001, 2, 5, dt.datetime(2020, 1, 1, 0, 0, 0, 5, tzinfo=utc), -3),
+            DictReading(0x5C00, 3, 0x80000005, None, 3),
+        ],
+        events=[DictEvent(0x5020, 4, 7, dt.datetime(2020, 1, 1, tzinfo=utc), {"a": 1}, None)],
+    )
+    assert report.encode_msgpack() == CORETOOLS_MSGPACK
+    decoded = DictionaryReport.decode_msgpack(CORETOOLS_MSGPACK)
+    assert decoded.as_dict() == report.as_dict() == orjson.loads(report.encode_json())
+    assert decoded.readings[1].timestamp == dt.datetime(2000, 1, 1, 0, 0, 5, tzinfo=utc)
+    assert decoded.events[0].timestamp == dt.datetime(2020, 1, 1, tzinfo=utc)
+    # Another time zone is written as the same instant in UTC.
+    plus2 = dt.timezone(dt.timedelta(hours=2))
+    report.readings[0].timestamp = dt.datetime(2020, 1, 1, 2, 0, 0, 5, tzinfo=plus2)
+    report.events[0].timestamp = dt.datetime(2020, 1, 1, 2, tzinfo=plus2)
+    assert report.encode_msgpack() == CORETOOLS_MSGPACK
+
+
+def _report_with(**fields: object) -> dict[str, object]:
+    return {"format": "v100", "device": 10, "streamer_index": 100, "streamer_selector": 65535, **fields}
+
+
+def _nested(depth: int) -> object:
+    node: object = 1
+    for _ in range(depth):
+        node = [node]
+    return node
+
+
+MALFORMED_MSGPACK = {
+    "map as key": b"\x81\x81\x01\x02\x03",  # unhashable in Python
+    "list as key": b"\x81\x91\x01\x02",
+    "events a number": msgpack.packb(_report_with(events=1.5)),
+    "data a map": msgpack.packb(_report_with(data={"stream": 1})),
+    "data a string": msgpack.packb(_report_with(data="5001")),
+    "sent inf": msgpack.packb(_report_with(device_sent_timestamp=float("inf"))),
+    "sent nan": msgpack.packb(_report_with(device_sent_timestamp=float("nan"))),
+    "id past int64": msgpack.packb(_report_with(incremental_id=2**64 - 1)),
+    "value nan": msgpack.packb(_report_with(data=[{"stream": 20512, "value": float("nan")}])),
+    "value past int64": msgpack.packb(_report_with(data=[{"stream": 20512, "value": 2**63}])),
+    "stream inf": msgpack.packb(_report_with(data=[{"stream": float("inf"), "value": 1}])),
+    "stream fraction": msgpack.packb(_report_with(data=[{"stream": 20512.5, "value": 1}])),
+    "stream a list": msgpack.packb(_report_with(data=[{"stream": [1], "value": 1}])),
+    "extra_data 300 deep": msgpack.packb(_report_with(events=[{"stream": 20512, "extra_data": {"a": _nested(300)}}])),
+    "data 1000 deep": msgpack.packb(_report_with(events=[{"stream": 20512, "data": _nested(1000)}])),
+    "ext type value": msgpack.packb(_report_with(events=[{"stream": 20512, "data": msgpack.ExtType(5, b"x")}])),
+    "ext type key": msgpack.packb(_report_with(events=[{"stream": 20512, "data": {msgpack.ExtType(5, b"x"): 1}}])),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MALFORMED_MSGPACK))
+def test_malformed_msgpack_reports_are_refused_with_a_report_error(name: str) -> None:
+    with pytest.raises(ReportError):
+        DictionaryReport.decode_msgpack(MALFORMED_MSGPACK[name])
+
+
+def test_malformed_json_reports_are_refused_with_a_report_error() -> None:
+    for fields in ({"events": 1.5}, {"data": 3}, {"events": [{"stream": 20512, "data": _nested(500)}]}):
+        with pytest.raises(ReportError):
+            DictionaryReport.decode_json(json.dumps(_report_with(**fields)).encode())
+    with pytest.raises(ReportError):  # orjson reads integers past 64 bits as floats
+        DictionaryReport.decode_json(b'{"format": "v100", "device": 10, "incremental_id": 18446744073709551616}')
+
+
+def test_what_a_dictionary_report_accepts_it_can_write_again() -> None:
+    """Numeric map keys become text (as JSON names them), so the decoded report writes as JSON;
+    nesting well within the limit is kept."""
+    blob = msgpack.packb(
+        _report_with(
+            data=[{"stream": 20512.0, "device_timestamp": 4294967295.0, "value": 2**63 - 1}],
+            events=[{"stream": "5c00", "extra_data": {1: "a", None: "b", 2.5: "c"}, "data": _nested(150)}],
+        )
+    )
+    report = DictionaryReport.decode_msgpack(blob)
+    assert report.readings[0].stream == 0x5020 and report.readings[0].raw_timestamp == 0xFFFFFFFF
+    assert report.events[0].stream == 0x5C00 and report.events[0].extra_data == {"1": "a", "null": "b", "2.5": "c"}
+    assert DictionaryReport.decode_json(report.encode_json()).as_dict() == report.as_dict()
+    assert DictionaryReport.decode_msgpack(report.encode_msgpack()).as_dict() == report.as_dict()

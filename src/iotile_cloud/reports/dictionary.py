@@ -10,6 +10,7 @@ import msgpack
 import orjson
 
 from iotile_cloud.reports.binary import ReportError
+from iotile_cloud.reports.timestamps import rtc_time
 from iotile_cloud.utils.basic import str_to_datetime
 
 __all__ = ["DictReading", "DictEvent", "DictionaryReport"]
@@ -34,33 +35,74 @@ class DictEvent:
     data: Any = None
 
 
-def _text(value: Any) -> Any:
-    """msgpack written by Python 2 has bytes keys and strings: make them text."""
+MAX_DEPTH = 200  # nesting levels a report may have (orjson writes at most 254; real reports use < 10)
+_INT64 = 1 << 63
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    if key is None or isinstance(key, (bool, int, float)):
+        return orjson.dumps(key).decode()  # as JSON names it: 1 -> "1", True -> "true", None -> "null"
+    raise ReportError(f"A dictionary report key must be text or a number, got {type(key).__name__}")
+
+
+def _text(value: Any, depth: int = 0) -> Any:
+    """The decoded map as plain JSON data: text for the bytes of msgpack written by Python 2, text keys,
+    no msgpack extension types, at most MAX_DEPTH levels (one frame per level: no recursion error)."""
+    if isinstance(value, (str, int, float)) or value is None:  # bool is an int
+        return value
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
+    if depth >= MAX_DEPTH:
+        raise ReportError(f"A dictionary report may nest at most {MAX_DEPTH} levels")
     if isinstance(value, dict):
-        return {_text(k): _text(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_text(v) for v in value]
-    return value
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out[_key(k)] = _text(v, depth + 1)
+        return out
+    if isinstance(value, list):
+        items = []
+        for v in value:
+            items.append(_text(v, depth + 1))
+        return items
+    raise ReportError(f"A dictionary report holds JSON data only, not a msgpack {type(value).__name__}")
 
 
 def _stream(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise ReportError(f"{where}: stream {value!r} is not a number or a hex string")
     try:
         number = int(value, 16) if isinstance(value, str) else int(value)
-    except (TypeError, ValueError):
+    except (ValueError, OverflowError):
         raise ReportError(f"{where}: stream {value!r} is not a number or a hex string") from None
-    if not 0 <= number <= 0xFFFF:
-        raise ReportError(f"{where}: stream {value!r} does not fit in 16 bits")
+    if not 0 <= number <= 0xFFFF or (number != value and not isinstance(value, str)):
+        raise ReportError(f"{where}: stream {value!r} is not a 16-bit stream id")
     return number
+
+
+def _finite(value: Any) -> bool:
+    """A number that fits a signed 64-bit integer column (what the cloud stores), NaN and infinities not."""
+    return -_INT64 <= value < _INT64  # False for NaN too
 
 
 def _int(value: Any, where: str, name: str, default: int | None = None) -> int | None:
     if value is None:
         return default
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-        raise ReportError(f"{where}: {name} {value!r} is not a number")
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+        raise ReportError(f"{where}: {name} {value!r} is not a 64-bit integer")
     return int(value)
+
+
+def _items(raw: dict[str, Any], name: str) -> list[Any]:
+    items = raw.get(name)
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        raise ReportError(f"{name}: expected a list, got {type(items).__name__}")
+    return items
 
 
 def _time(value: Any, where: str) -> dt.datetime | None:
@@ -88,6 +130,15 @@ class DictionaryReport:
     signature_flags = None
     verified = True
 
+    def __post_init__(self) -> None:
+        # Built from items without the ids given: the lowest and highest non-zero reading id over the
+        # readings and the events (as coretools' FlexibleDictionaryReport.FromReadings does).
+        if not (self.lowest_id or self.highest_id):
+            ids = [r.reading_id for r in self.readings if r.reading_id]
+            ids += [e.reading_id for e in self.events if e.reading_id]
+            if ids:
+                self.lowest_id, self.highest_id = min(ids), max(ids)
+
     @classmethod
     def from_dict(cls, raw: Any) -> DictionaryReport:
         raw = _text(raw)
@@ -99,13 +150,13 @@ class DictionaryReport:
         if device is None or device < 0:
             raise ReportError("A dictionary report needs its 'device' (the int uuid)")
         readings, events = [], []
-        for n, item in enumerate(raw.get("data") or []):
+        for n, item in enumerate(_items(raw, "data")):
             where = f"data[{n}]"
             if not isinstance(item, dict):
                 raise ReportError(f"{where}: expected an object")
             value = item.get("value")
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ReportError(f"{where}: value {value!r} is not a number")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not _finite(value):
+                raise ReportError(f"{where}: value {value!r} is not a number (64-bit integer or finite float)")
             readings.append(
                 DictReading(
                     stream=_stream(item.get("stream"), where),
@@ -115,7 +166,7 @@ class DictionaryReport:
                     value=value,
                 )
             )
-        for n, item in enumerate(raw.get("events") or []):
+        for n, item in enumerate(_items(raw, "events")):
             where = f"events[{n}]"
             if not isinstance(item, dict):
                 raise ReportError(f"{where}: expected an object")
@@ -132,24 +183,26 @@ class DictionaryReport:
                     data=item.get("data"),
                 )
             )
-        return cls(
+        report = cls(
             device=device,
             streamer_index=_int(raw.get("streamer_index"), "report", "streamer_index", 0) or 0,
             streamer_selector=_int(raw.get("streamer_selector"), "report", "streamer_selector", 0) or 0,
             report_id=_int(raw.get("incremental_id"), "report", "incremental_id", 0) or 0,
             sent_timestamp=_int(raw.get("device_sent_timestamp"), "report", "device_sent_timestamp"),
-            lowest_id=_int(raw.get("lowest_id"), "report", "lowest_id", 0) or 0,
-            highest_id=_int(raw.get("highest_id"), "report", "highest_id", 0) or 0,
-            readings=readings,
-            events=events,
         )
+        # What the report says, even 0/0 with items (not recomputed as for a report built from items).
+        report.lowest_id = _int(raw.get("lowest_id"), "report", "lowest_id", 0) or 0
+        report.highest_id = _int(raw.get("highest_id"), "report", "highest_id", 0) or 0
+        report.readings, report.events = readings, events
+        return report
 
     @classmethod
     def decode_msgpack(cls, data: bytes) -> DictionaryReport:
         try:
             raw = msgpack.unpackb(data, raw=True, strict_map_key=False)
-        except (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError) as error:
-            raise ReportError(f"Not a msgpack report: {error}") from None
+        except (ValueError, TypeError, msgpack.UnpackException) as error:
+            # TypeError: a map or list used as a map key (unhashable)
+            raise ReportError(f"Not a msgpack report: {error or type(error).__name__}") from None
         return cls.from_dict(raw)
 
     @classmethod
@@ -161,8 +214,17 @@ class DictionaryReport:
         return cls.from_dict(raw)
 
     def as_dict(self) -> dict[str, Any]:
-        def stamp(value: dt.datetime | None) -> str | None:
-            return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if value else None
+        """The report as coretools writes it: same keys in the same order, so that the msgpack bytes of
+        the same report are identical. Reading times are naive ISO in UTC ("2019-01-05T10:40:00",
+        microseconds only when there are some), event times the same with "Z". A reading without a
+        time but with a real-time-clock stamp gets that time written, as coretools' readings do."""
+
+        def naive(value: dt.datetime | None) -> str | None:
+            if value is None:
+                return None
+            if value.tzinfo is not None:
+                value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return value.isoformat()
 
         return {
             "format": "v100",
@@ -170,29 +232,29 @@ class DictionaryReport:
             "streamer_index": self.streamer_index,
             "streamer_selector": self.streamer_selector,
             "incremental_id": self.report_id,
-            "device_sent_timestamp": self.sent_timestamp,
             "lowest_id": self.lowest_id,
             "highest_id": self.highest_id,
-            "data": [
-                {
-                    "stream": r.stream,
-                    "device_timestamp": r.raw_timestamp,
-                    "streamer_local_id": r.reading_id,
-                    "timestamp": stamp(r.timestamp),
-                    "value": r.value,
-                }
-                for r in self.readings
-            ],
+            "device_sent_timestamp": self.sent_timestamp,
             "events": [
                 {
                     "stream": e.stream,
                     "device_timestamp": e.raw_timestamp,
                     "streamer_local_id": e.reading_id,
-                    "timestamp": stamp(e.timestamp),
+                    "timestamp": None if e.timestamp is None else f"{naive(e.timestamp)}Z",
                     "extra_data": e.extra_data,
                     "data": e.data,
                 }
                 for e in self.events
+            ],
+            "data": [
+                {
+                    "stream": r.stream,
+                    "device_timestamp": r.raw_timestamp,
+                    "streamer_local_id": r.reading_id,
+                    "timestamp": naive(r.timestamp if r.timestamp is not None else rtc_time(r.raw_timestamp)),
+                    "value": r.value,
+                }
+                for r in self.readings
             ],
         }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-__all__ = ["RTC_BIT", "UNKNOWN", "Y2K", "is_rtc", "to_utc"]
+__all__ = ["RTC_BIT", "UNKNOWN", "Y2K", "is_rtc", "rtc_time", "to_utc"]
 
 RTC_BIT = 0x80000000
 UNKNOWN = 0xFFFFFFFF
@@ -13,6 +13,13 @@ Y2K = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 
 def is_rtc(raw: int) -> bool:
     return bool(raw & RTC_BIT) and raw != UNKNOWN
+
+
+def rtc_time(raw: int | None) -> dt.datetime | None:
+    """The UTC time of a real-time-clock stamp (bit 31 set, not 0xFFFFFFFF); None for any other."""
+    if raw is None or not is_rtc(raw):
+        return None
+    return Y2K + dt.timedelta(seconds=raw & 0x7FFFFFFF)
 
 
 def to_utc(raw: int | None, sent_timestamp: int | None, received: dt.datetime) -> dt.datetime | None:
