@@ -64,12 +64,55 @@ def test_reading_times_and_values(api: Api, cloud: CloudHelper, device10: tuple[
     report = SignedListReport(device=10, report_id=4, sent_timestamp=30, readings=readings)
     assert api.client.upload_report(report, received=RECEIVED)["count"] == 3
     points = api.data.get(filter=f"s--{project[3:]}--{device[3:]}--5001")["results"]
-    assert [p["timestamp"] for p in points] == ["2026-02-01T01:59:40Z", "2026-02-01T01:59:50Z"]
+    # Uptime readings before a reboot: their boot ended before the one the report was sent in began
+    # (received - 30 s): placed to end there, and marked dirty.
+    assert [p["timestamp"] for p in points] == ["2026-02-01T01:59:20Z", "2026-02-01T01:59:30Z"]
     assert [p["int_value"] for p in points] == [100, 200]
     assert points[0]["value"] == pytest.approx(378.541)  # gallons in, litres stored
-    assert [p["dirty_ts"] for p in points] == [True, True]  # uptime readings before a reboot
+    assert [p["dirty_ts"] for p in points] == [True, True]
     reboot = api.data.get(filter=f"s--{project[3:]}--{device[3:]}--5c00")["results"]
     assert reboot[0]["timestamp"] == "2000-01-01T00:10:00Z" and reboot[0]["status"] == "utc"
+
+
+def test_readings_across_reboots_are_placed_before_each_boot(
+    api: Api, cloud: CloudHelper, device10: tuple[str, str]
+) -> None:
+    """Uptime restarts at each reboot: earlier boots' readings end where the next boot starts (never
+    in the future), dirty; the first block uses the previous report's boot when it fits (clean)."""
+    device, project = device10
+    first = SignedListReport(device=10, report_id=1, sent_timestamp=5000, readings=[Reading(0x5001, 1, 4000, 1)])
+    api.client.upload_report(first, received=RECEIVED)  # that boot started at RECEIVED - 5000 s
+    readings = [
+        Reading(0x5001, 2, 5500, 2),  # the first report's boot, 500 s after it was sent
+        Reading(0x5C00, 3, 1, 1),  # reboot: a boot with two readings, then
+        Reading(0x5001, 4, 300, 3),
+        Reading(0x5C00, 5, 2, 2),  # another reboot: the boot this report is sent in
+        Reading(0x5001, 6, 100, 4),
+    ]
+    later = RECEIVED + dt.timedelta(hours=2)
+    second = SignedListReport(device=10, report_id=7, sent_timestamp=200, readings=readings)
+    api.client.upload_report(second, received=later)
+
+    def times(lid: str) -> list[tuple[str, bool]]:
+        found = api.data.get(filter=f"s--{project[3:]}--{device[3:]}--{lid}")["results"]
+        return [(p["timestamp"], p["dirty_ts"]) for p in found]
+
+    iso = "%Y-%m-%dT%H:%M:%SZ"
+    boot = later - dt.timedelta(seconds=200)  # the boot this report was sent in
+    middle = boot - dt.timedelta(seconds=300)  # the middle boot, placed to end where the last began
+    previous = RECEIVED - dt.timedelta(seconds=5000)
+    assert times("5001") == [
+        ((previous + dt.timedelta(seconds=4000)).strftime(iso), False),
+        ((previous + dt.timedelta(seconds=5500)).strftime(iso), False),  # the previous boot: known
+        (boot.strftime(iso), True),  # 300 s into the middle boot
+        ((boot + dt.timedelta(seconds=100)).strftime(iso), False),
+    ]
+    assert times("5c00") == [
+        ((middle + dt.timedelta(seconds=1)).strftime(iso), True),
+        ((boot + dt.timedelta(seconds=2)).strftime(iso), False),
+    ]
+    now = dt.datetime.now(dt.timezone.utc).strftime(iso)
+    assert all(stamp <= max(now, later.strftime(iso)) for stamp, _ in times("5001") + times("5c00"))
 
 
 def test_overlapping_report_stores_only_new_readings(api: Api, cloud: CloudHelper, device10: tuple[str, str]) -> None:

@@ -280,6 +280,8 @@ streamer_reports = sa.Table(
     sa.Column("time_epsilon", sa.Float, nullable=False, server_default="0"),
     sa.Column("created_on", Micros, nullable=False),
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    # A streamer's reports, newest first: its report list, and ingest's look at the previous report.
+    sa.Index("ix_streamer_reports_streamer_created", "streamer_id", "created_on"),
 )
 
 # Failed password logins per key ("account:<login>" or "client:<address>") in a fixed window, shared by

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -100,6 +101,56 @@ def _columns(report: SignedListReport | DictionaryReport) -> dict[str, np.ndarra
     }
 
 
+def _boot_bases(
+    raw: np.ndarray, uptime_ok: np.ndarray, reboots: list[int], base: int, previous_base: Callable[[], int | None]
+) -> tuple[np.ndarray, np.ndarray]:
+    """The time each uptime reading's boot started (µs), and which of them are guessed.
+
+    Uptime restarts at every reboot reading (0x5C00), so the readings of a report fall in blocks, one
+    per boot. The last block is the boot the report was sent in: its start is the received time minus
+    the sent uptime. Walking backwards (as the original cloud's reboot handling does), each earlier
+    block is placed to end where the next boot starts (its highest uptime at that start): those times
+    are guesses, marked dirty. The first block, recorded before the report's first reboot, belongs to
+    the boot the streamer's previous report was sent in when that one's start fits before the next
+    boot; its times are then known (clean)."""
+    n = len(raw)
+    bases = np.full(n, base, dtype=np.int64)
+    guessed = np.zeros(n, dtype=bool)
+    edges = [0, *reboots, n]
+    next_start = base
+    for block in range(len(reboots) - 1, -1, -1):
+        rows = slice(edges[block], edges[block + 1])
+        uptimes = raw[rows][uptime_ok[rows]]
+        if not len(uptimes):
+            continue
+        latest = int(uptimes.max()) * 1_000_000
+        start = next_start - latest
+        known = previous_base() if block == 0 else None
+        if known is not None and known + latest <= next_start:
+            start = known
+        else:
+            guessed[rows] = True
+        bases[rows] = start
+        next_start = start
+    return bases, guessed
+
+
+_LATEST_REPORT = (
+    sa.select(db.streamer_reports.c.sent_timestamp, db.streamer_reports.c.device_sent_timestamp)
+    .where(db.streamer_reports.c.streamer_id == sa.bindparam("streamer_id"))
+    .order_by(db.streamer_reports.c.created_on.desc())
+    .limit(1)
+)
+
+
+def _previous_base(conn: Connection, streamer_id: int) -> int | None:
+    """When the boot started that the streamer's latest report was sent in (µs), if it is known."""
+    row = conn.execute(_LATEST_REPORT, {"streamer_id": streamer_id}).first()
+    if row is None or row.device_sent_timestamp is None or row.device_sent_timestamp == 0xFFFFFFFF:
+        return None
+    return int(row.sent_timestamp) - int(row.device_sent_timestamp) * 1_000_000
+
+
 def ingest_report(
     conn: Connection,
     device: Row[Any],
@@ -125,20 +176,22 @@ def ingest_report(
     stream, ids, raw, given = cols["stream"], cols["reading_id"], cols["raw"], cols["given"]
     n = len(ids)
 
-    # Times (reports.md): bit 31 = real-time clock; otherwise uptime anchored on the received time.
+    # Times (reports.md): bit 31 = real-time clock; otherwise uptime, anchored on the received time
+    # for the boot the report was sent in, and placed before each reboot for earlier boots.
     has_given = given != _NO_TIME
     unknown_raw = (raw < 0) | (raw == 0xFFFFFFFF)
     rtc = ((raw & 0x80000000) != 0) & ~unknown_raw
     uptime_ok = ~unknown_raw & ~rtc & (sent is not None) & (sent != 0xFFFFFFFF)
-    ts = np.where(uptime_ok, received_us + (raw - (sent or 0)) * 1_000_000, received_us)
+    reboots = np.flatnonzero(stream == REBOOT_STREAM)
+    reboot_at = int(reboots[-1]) if len(reboots) else -1
+    base = received_us - (sent or 0) * 1_000_000
+    bases, guessed = _boot_bases(raw, uptime_ok, reboots.tolist(), base, lambda: _previous_base(conn, streamer.id))
+    ts = np.where(uptime_ok, bases + raw * 1_000_000, received_us)
     if rtc.any():
         ts = np.where(rtc, _Y2K_US + (raw & 0x7FFFFFFF) * 1_000_000, ts)
     if has_given.any():
         ts = np.where(has_given, given, ts)
-    # A simple, documented rule for reboots: uptime readings before the report's last reboot are dirty.
-    reboots = np.nonzero(stream == REBOOT_STREAM)[0]
-    reboot_at = int(reboots[-1]) if len(reboots) else -1
-    dirty = ~has_given & ((~rtc & ~uptime_ok) | ((np.arange(n) < reboot_at) & uptime_ok))
+    dirty = ~has_given & ((~rtc & ~uptime_ok) | (guessed & uptime_ok))
     code = points.STATUS_CODE
     status = np.where(dirty, code["drt"], np.where(rtc | has_given, code["utc"], code["cln"]))
 
