@@ -354,6 +354,31 @@ class RawData(BaseData):
     def _columns_route(self) -> tuple[str, tuple[str, ...]]:
         return "data/", DATA_ITEM_FIELDS
 
+    def _items_from_columns(self, fields: tuple[str, ...], columns: list[list[Any]]) -> list[dict[str, Any]]:
+        # Spelled out, as StreamData's (a dict display beats dict(zip(...)) per point).
+        if fields != DATA_ITEM_FIELDS:
+            return super()._items_from_columns(fields, columns)
+        return [
+            {
+                "id": i,
+                "stream": stream,
+                "project": project,
+                "device": device,
+                "variable": variable,
+                "type": kind,
+                "device_timestamp": dts,
+                "timestamp": ts,
+                "int_value": iv,
+                "value": v,
+                "streamer_local_id": sid,
+                "dirty_ts": dirty,
+                "status": status,
+            }
+            for i, stream, project, device, variable, kind, dts, ts, iv, v, sid, dirty, status in zip(
+                *columns, strict=True
+            )
+        ]
+
 
 class StreamRawData(RawData):
     """A stream's points with their internal ``value`` (no output conversion).
