@@ -741,9 +741,14 @@ class CloudHelper:
         if existing is not None:
             conn.execute(sa.update(db.streams).where(db.streams.c.pk == existing.pk).values(**values))
             return
+        # The original keyed its streams by slug: a record whose id another stream already has (a copied
+        # record in a fixture file) still loads, under a new id.
+        stream_id = item.get("id")
+        if not stream_id or conn.execute(sa.select(db.streams.c.pk).where(db.streams.c.id == stream_id)).first():
+            stream_id = str(uuid.uuid4())
         conn.execute(
             sa.insert(db.streams).values(
-                id=item.get("id") or str(uuid.uuid4()),
+                id=stream_id,
                 project_id=project.id,
                 created_on=_us(item.get("created_on")),
                 **values,

@@ -1,0 +1,54 @@
+"""What downstream test suites (iotile-ext-cloud, iotile-analytics, the original client's tests) do with
+the mock cloud fixtures that the original fake allowed and the real server must keep allowing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from iotile_cloud.api.connection import Api
+from iotile_cloud.testing.cloud import CloudHelper
+
+PROJECT = "6a1d1f52-5c6d-4b43-9d3e-0d2f7c1b2a11"
+
+
+def _stream(slug: str, stream_id: str) -> dict[str, object]:
+    return {
+        "id": stream_id,
+        "project_id": PROJECT,
+        "project": "p--0000-0042",
+        "device": "d--0000-0000-0000-0042",
+        "variable": "v--0000-0042--" + slug.rsplit("--", 1)[1],
+        "var_name": "IO",
+        "mdo_type": "S",
+        "multiplication_factor": 1,
+        "division_factor": 1,
+        "slug": slug,
+    }
+
+
+def test_add_data_loads_records_that_share_an_id(
+    mock_cloud_private_nossl: tuple[str, CloudHelper], tmp_path: Path
+) -> None:
+    """The original keyed streams by slug: a fixture file with a copied record (same id, new slug) loads."""
+    domain, cloud = mock_cloud_private_nossl
+    one = "s--0000-0042--0000-0000-0000-0042--5001"
+    two = "s--0000-0042--0000-0000-0000-0042--5003"
+    shared_id = "0b7e3c1c-9a52-4bd2-8f43-7f6a8f0c4d55"
+    fixture = {
+        "users": {"dup@arch-iot.com": "pw"},
+        "projects": [{"id": PROJECT, "slug": "p--0000-0042", "name": "Dup", "org": "dup-org"}],
+        "devices": [{"slug": "d--0000-0000-0000-0042", "project": PROJECT, "org": "dup-org"}],
+        "streams": [_stream(one, shared_id), _stream(two, shared_id)],
+    }
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps(fixture))
+    cloud.add_data(path)
+
+    api = Api(domain)
+    assert api.login(email="dup@arch-iot.com", password="pw")
+    first, second = api.stream(one).get(), api.stream(two).get()
+    assert first["id"] == shared_id  # the first record keeps its id
+    assert second["slug"] == two and second["id"] != shared_id
+    assert {s["slug"] for s in api.stream.get(device="d--0000-0000-0000-0042")["results"]} == {one, two}
+    assert set(cloud.streams) == {one, two}
