@@ -6,9 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from iotile_cloud.api.connection import Api
+from iotile_cloud.api.exceptions import HttpForbiddenError
 from iotile_cloud.testing.cloud import CloudHelper
 
+from .conftest import TESTDATA
+
+SEED = TESTDATA / "seed_cloud" / "data"
 PROJECT = "6a1d1f52-5c6d-4b43-9d3e-0d2f7c1b2a11"
 
 
@@ -52,3 +58,26 @@ def test_add_data_loads_records_that_share_an_id(
     assert second["slug"] == two and second["id"] != shared_id
     assert {s["slug"] for s in api.stream.get(device="d--0000-0000-0000-0042")["results"]} == {one, two}
     assert set(cloud.streams) == {one, two}
+
+
+def _seeded(cloud: CloudHelper, domain: str) -> Api:
+    """The original client's ``water_meter`` data (iotile-analytics loads the same files)."""
+    cloud.add_data(SEED / "basic_cloud.json")
+    cloud.add_data(SEED / "test_project_watermeter.json")
+    cloud.stream_folder = SEED / "watermeter"
+    api = Api(domain)
+    assert api.login(email="test@arch-iot.com", password="test")
+    return api
+
+
+def test_properties_of_a_data_block(mock_cloud_private_nossl: tuple[str, CloudHelper]) -> None:
+    """A ``b--`` property target is the data block itself (in its own org), even where no device has its
+    number: ``AnalysisGroup.FromArchive`` reads the block's properties first."""
+    domain, cloud = mock_cloud_private_nossl
+    api = _seeded(cloud, domain)
+    block = "b--0001-0000-0000-04e7"
+    assert api.property.get(target=block) == {"count": 0, "next": None, "previous": None, "results": []}
+    api.property.post({"target": block, "name": "Ship", "str_value": "Ever Given"})
+    assert [(p["name"], p["value"]) for p in api.property.get(target=block)["results"]] == [("Ship", "Ever Given")]
+    with pytest.raises(HttpForbiddenError):
+        api.property.get(target="b--0001-0000-0000-04e8")  # no such block, no such device

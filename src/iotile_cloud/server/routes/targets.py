@@ -1,6 +1,6 @@
 """Targets: the objects notes, locations, properties and configuration attributes hang on.
 
-A target is named by a slug: ``d--`` device, ``p--`` project, ``b--`` data block (its device),
+A target is named by a slug: ``d--`` device, ``p--`` project, ``b--`` data block (its record, else its device),
 ``s--`` stream, ``^org-slug`` organisation, ``@username`` user.
 """
 
@@ -48,6 +48,13 @@ def resolve(conn: Connection, text: str) -> Target | None:
     slug = normal_slug(text.strip())
     head = slug[:3]
     try:
+        if head == "b--":
+            # A data block is its own record (the original's DataBlock), in its own org.
+            block = conn.execute(
+                sa.select(db.datablocks.c.org_id, db.datablocks.c.device_id).where(db.datablocks.c.slug == slug)
+            ).first()
+            if block is not None:
+                return Target("block", slug, block.org_id, device_id=block.device_id)
         if head == "d--" or head == "b--":
             number = IOTileDeviceSlug(slug).get_id() if head == "d--" else IOTileBlockSlug(slug).get_id()
             row = conn.execute(sa.select(db.devices.c.id, db.devices.c.org_id).where(db.devices.c.id == number)).first()
