@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from iotile_cloud.api.connection import Api
-from iotile_cloud.api.exceptions import HttpForbiddenError
+from iotile_cloud.api.exceptions import HttpForbiddenError, HttpNotFoundError
 from iotile_cloud.testing.cloud import CloudHelper
 
 from .conftest import TESTDATA
@@ -81,3 +81,16 @@ def test_properties_of_a_data_block(mock_cloud_private_nossl: tuple[str, CloudHe
     assert [(p["name"], p["value"]) for p in api.property.get(target=block)["results"]] == [("Ship", "Ever Given")]
     with pytest.raises(HttpForbiddenError):
         api.property.get(target="b--0001-0000-0000-04e8")  # no such block, no such device
+
+
+def test_streams_of_a_data_block(mock_cloud_private_nossl: tuple[str, CloudHelper]) -> None:
+    """``GET /stream/?block=`` lists a block's streams (iotile-analytics' archive groups), not every stream."""
+    domain, cloud = mock_cloud_private_nossl
+    api = _seeded(cloud, domain)
+    block = "b--0001-0000-0000-04e7"
+    assert api.stream.get(device="d--0000-0000-0000-00d2")["count"] > 0
+    assert api.stream.get(block=block, all=1)["results"] == []
+    assert api.stream.get(device=block)["results"] == []
+    assert api.stream.get(archived=1)["results"] == []
+    with pytest.raises(HttpNotFoundError):
+        api.stream.get(block="b--0001-0000-0000-04e8")

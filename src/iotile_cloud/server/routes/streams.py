@@ -29,6 +29,7 @@ from iotile_cloud.server.http import (
     not_found,
 )
 from iotile_cloud.server.routes.orgs import NO_ACCESS, find_project
+from iotile_cloud.server.routes.targets import normal_slug
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamSlug, IOTileVariableSlug
 
@@ -305,7 +306,7 @@ def stream_by_slug(conn: Connection, principal: Principal, slug: str) -> Any:
     return row
 
 
-@router.get("/stream/", summary="Streams of your projects; ?project=, ?device=, ?variable=, ?virtual=1")
+@router.get("/stream/", summary="Streams of your projects; ?project=, ?device=, ?variable=, ?block=, ?virtual=1")
 def stream_list(request: Request, principal: Principal = Depends(user_only)) -> Response:
     params = request.query_params
     pager = Pager(request, SUPER_LARGE)
@@ -332,6 +333,16 @@ def stream_list(request: Request, principal: Principal = Depends(user_only)) -> 
                 query = query.where(sa.false())
         if params.get("enabled"):
             query = query.where(db.streams.c.enabled.is_(flag(request, "enabled")))
+        block = params.get("block") or (params.get("device") if params.get("device", "")[:3].lower() == "b--" else None)
+        if block:
+            # The original lists the streams of a data block (an archived device's): data blocks keep no
+            # streams on a local server, so a known block has none; an unknown one is a 404, as there.
+            if conn.execute(sa.select(db.datablocks.c.slug).where(db.datablocks.c.slug == normal_slug(block))).first():
+                query = query.where(sa.false())
+            else:
+                raise not_found()
+        elif flag(request, "archived") and not params.get("device"):
+            query = query.where(sa.false())  # only streams of data blocks: none here
         # As the original: virtual streams (no device) only show up when asked for.
         if flag(request, "virtual"):
             query = query.where(db.streams.c.device_id.is_(None))
