@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from iotile_cloud.api.connection import Api
-from iotile_cloud.api.exceptions import HttpForbiddenError, HttpNotFoundError
+from iotile_cloud.api.exceptions import HttpBadRequestError, HttpForbiddenError, HttpNotFoundError
 from iotile_cloud.testing.cloud import CloudHelper
 
 from .conftest import TESTDATA
@@ -94,3 +94,31 @@ def test_streams_of_a_data_block(mock_cloud_private_nossl: tuple[str, CloudHelpe
     assert api.stream.get(archived=1)["results"] == []
     with pytest.raises(HttpNotFoundError):
         api.stream.get(block="b--0001-0000-0000-04e8")
+
+
+def test_patch_device_to_an_unregistered_sensor_graph(
+    mock_cloud_private_nossl: tuple[str, CloudHelper], iotile_cloud: CloudHelper
+) -> None:
+    """The mock cloud fixtures store any sg/template slug on a device (the original fake did; the original
+    client's ``test_device_patch`` relies on it); a plain server keeps refusing unknown slugs."""
+    domain, cloud = mock_cloud_private_nossl
+    cloud.quick_add_user("test@arch-iot.com", "test")
+    project, _ = cloud.quick_add_project()
+    device = cloud.quick_add_device(project, 15)
+    api = Api(domain)
+    assert api.login(email="test@arch-iot.com", password="test")
+    assert api.device(device).get()["sg"] == "water-meter-v1-1-0"
+    api.device(device).patch({"sg": "water-meter-v1-1-1", "template": "no-such-template-v1-0-0"})
+    got = api.device(device).get()
+    assert (got["sg"], got["template"]) == ("water-meter-v1-1-1", "no-such-template-v1-0-0")
+    with pytest.raises(HttpNotFoundError):
+        api.sg("water-meter-v1-1-1").get()  # nothing was registered
+
+    iotile_cloud.quick_add_user("test@arch-iot.com", "test")
+    project, _ = iotile_cloud.quick_add_project()
+    device = iotile_cloud.quick_add_device(project, 15)
+    plain = Api(iotile_cloud.url)
+    assert plain.login(email="test@arch-iot.com", password="test")
+    with pytest.raises(HttpBadRequestError):
+        plain.device(device).patch({"sg": "water-meter-v1-1-1"})
+    assert plain.device(device).get()["sg"] == "water-meter-v1-1-0"

@@ -108,6 +108,11 @@ class AppState:
         finally:
             self.engine.dispose()
 
+    @property
+    def mock_cloud(self) -> bool:
+        """A server behind the original mock cloud's fixtures (``create_app(fixed_tokens=True)``)."""
+        return self.fixed_tokens is not None
+
     def fixed_token_for(self, email: str) -> str | None:
         """The fixed token that stands for this account, if any."""
         for token, owner in (self.fixed_tokens or {}).items():
