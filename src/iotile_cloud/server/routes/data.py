@@ -138,13 +138,14 @@ def lastn(request: Request) -> int | None:
 
 
 def ordered_selection(request: Request, table: sa.Table, pks: Sequence[int]) -> tuple[Any, tuple[Any, ...]]:
-    """The rows a request selects and their order (time, then id); ``lastn``: the newest N, ascending."""
+    """The rows a request selects and their order (time, then id); ``lastn``: the newest N, ascending.
+    A row without a time (a fixture's event) comes last on every database (SQLite would put it first)."""
     query = _range_query(request, table, pks)
     n = lastn(request)
     if n is None:
-        return query, (table.c.ts, table.c.id)
-    newest = query.order_by(table.c.ts.desc(), table.c.id.desc()).limit(n).subquery()
-    return sa.select(newest), (newest.c.ts, newest.c.id)
+        return query, (table.c.ts.asc().nulls_last(), table.c.id)
+    newest = query.order_by(table.c.ts.desc().nulls_first(), table.c.id.desc()).limit(n).subquery()
+    return sa.select(newest), (newest.c.ts.asc().nulls_last(), newest.c.id)
 
 
 def paged_rows(
