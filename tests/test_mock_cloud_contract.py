@@ -63,7 +63,10 @@ def test_fixed_token_and_login(basic_cloud: tuple[Api, str, CloudHelper]) -> Non
     assert api.streamer("t--0000-0000-0000-0001--0001").get()["last_id"] == 200
     login = Api(cloud.url)
     assert login.login(email="test@arch-iot.com", password="test")
-    assert login.token == "JWT_USER" and login.username
+    assert login.token == "JWT_USER" and login.username == "test@arch-iot.com"
+    with httpx.Client(base_url=cloud.url) as http:  # the original fake's very answer (iotile-analytics checks it)
+        answer = http.post("/api/v1/auth/login/", json={"email": "test@arch-iot.com", "password": "test"})
+        assert answer.json() == {"username": "test@arch-iot.com", "jwt": "JWT_USER"}
     assert login.refresh_token() is True and login.token == "JWT_USER"
     cloud.quick_add_user("second@arch-iot.com", "pw2")
     second = Api(cloud.url)
