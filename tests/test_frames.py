@@ -260,3 +260,23 @@ def test_raw_data_columns_pages_equal_the_item_pages(api: Api, seeded: dict[str,
     counted = Counted(api)
     counted.initialize_from_server(filter=seeded["device"], page_size=1000)
     assert counted.calls == 3 and len(counted.data) == 2600  # 2,600 points in pages of 1,000
+
+
+@pytest.mark.parametrize("piece", [1, 7, 4096, 65536, 1 << 20])
+def test_body_reader_gives_arrow_the_stream_however_it_is_cut(piece: int) -> None:
+    """The IPC reader gets the same table whatever the sizes of the received pieces (empty ones
+    included), reads inside a piece being views and reads across pieces joined."""
+    import pyarrow as pa
+
+    from iotile_cloud.stream.frames import _BodyReader
+
+    table = pa.table({"a": np.arange(50_000), "b": np.linspace(0, 1, 50_000)})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=7_000):
+            writer.write_batch(batch)
+    body = sink.getvalue().to_pybytes()
+    pieces = [body[i : i + piece] for i in range(0, len(body), piece)]
+    pieces.insert(2, b"")
+    read = pa.ipc.open_stream(pa.PythonFile(_BodyReader(iter(pieces)), mode="r")).read_all()
+    assert read.equals(table)

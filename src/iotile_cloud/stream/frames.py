@@ -68,18 +68,24 @@ class _BodyReader(io.RawIOBase):
             rest = b"".join([bytes(self._current), *self._chunks])
             self._current = memoryview(b"")
             return memoryview(rest)
-        if len(self._current) < size:
-            parts, have = [self._current], len(self._current)
-            for chunk in self._chunks:
-                if chunk:
-                    parts.append(memoryview(chunk))
-                    have += len(chunk)
-                    if have >= size:
-                        break
-            self._current = memoryview(b"".join(parts)) if len(parts) > 1 else parts[0]
-        out = self._current[:size]
-        self._current = self._current[size:]
-        return out
+        if len(self._current) >= size:
+            out = self._current[:size]
+            self._current = self._current[size:]
+            return out
+        # Across pieces: only the bytes asked for are joined; the rest of the last piece stays a view.
+        parts = [self._current] if len(self._current) else []
+        have = len(self._current)
+        self._current = memoryview(b"")
+        for chunk in self._chunks:
+            view = memoryview(chunk)
+            if have + len(view) >= size:
+                parts.append(view[: size - have])
+                self._current = view[size - have :]
+                break
+            if len(view):
+                parts.append(view)
+                have += len(view)
+        return parts[0] if len(parts) == 1 else memoryview(b"".join(parts))
 
     def readinto(self, target: Any) -> int:
         data = self.read(len(target))
