@@ -254,16 +254,17 @@ class Converter:
             return computed
         return [None if v is None else float(compute(v)) for v in values]
 
-    def page_outputs(self, values: np.ndarray, nulls: np.ndarray) -> tuple[list[float | None], list[str]]:
-        """``output_value`` and ``display_value`` of many points at once (a null value gives None
-        and an empty text), the same numbers as :meth:`output` and :meth:`display` one by one."""
+    def page_outputs(self, values: np.ndarray, nulls: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """``output_value`` (NaN where there is none: a null value, or no output unit) and
+        ``display_value`` (empty for a null value) of many points at once: the same numbers and
+        texts as :meth:`output` and :meth:`display` one by one."""
         shown = values if self.output_mdo is None else self.output_mdo.compute(values)
         texts = display_values(shown, shown, self.decimal_places)
-        outputs: list[float | None] = [None] * len(values) if self.output_mdo is None else shown.tolist()
         for index in np.flatnonzero(nulls).tolist():
             texts[index] = ""
-            outputs[index] = None
-        return outputs, texts
+        if self.output_mdo is None:
+            return np.full(len(values), np.nan), texts
+        return np.where(nulls, np.nan, shown), texts
 
     def display(self, output: float | None, value: float | None) -> str:
         return display_value(output, value, self.decimal_places)

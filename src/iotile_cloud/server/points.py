@@ -659,9 +659,14 @@ class Selection:
             if group.decoded is None and group.payloads is None:
                 wanted.append(group)
                 segments += len(group.segments)
-        ids = [s.id for g in wanted for s in g.segments]
-        payloads = dict(_blobs(self.conn, "payload", ids))
-        for group in wanted:
+        self._fetch_groups(wanted)
+
+    def _fetch_groups(self, groups: list[_Group]) -> None:
+        """Fetch the payloads of these groups in one query."""
+        if not groups:
+            return
+        payloads = dict(_blobs(self.conn, "payload", [s.id for g in groups for s in g.segments]))
+        for group in groups:
             group.payloads = {s.id: payloads[s.id] for s in group.segments}
 
     def _points(self, group: _Group) -> Points:
@@ -706,19 +711,19 @@ class Selection:
     def page(self, offset: int, limit: int) -> Points:
         """Points ``offset`` to ``offset + limit`` of the selection; only the groups they fall in
         are decoded unless counting needs them."""
-        parts = []
+        wanted: list[tuple[_Group, int, int]] = []
         position = 0
         for group in self.groups:
             size = self._size(group)
             if position + size > offset and position < offset + limit:
-                points = self._points(group)
                 first = group.skip + max(0, offset - position)
-                last = group.skip + min(size, offset + limit - position)
-                parts.append(points.take(slice(first, last)))
+                wanted.append((group, first, group.skip + min(size, offset + limit - position)))
             position += size
             if position >= offset + limit:
                 break
-        return Points.concat_or_empty(parts)
+        # Only the page's own groups are read (a page of a long stream needs one or two segments).
+        self._fetch_groups([g for g, _, _ in wanted if g.decoded is None and g.payloads is None])
+        return Points.concat_or_empty([self._points(g).take(slice(first, last)) for g, first, last in wanted])
 
     def all(self) -> Points:
         return Points.concat_or_empty(list(self.chunks()))

@@ -28,7 +28,7 @@ import dateutil.parser
 
 from iotile_cloud.api.connection import Api
 from iotile_cloud.errors import RestBaseException
-from iotile_cloud.wire import COLUMNS_MEDIA_TYPE, DATA_ITEM_FIELDS, ITEM_FIELDS
+from iotile_cloud.wire import COLUMN_PAGE_SIZE, COLUMNS_MEDIA_TYPE, DATA_ITEM_FIELDS, ITEM_FIELDS
 
 # With the names 0.9.14 exposed (it had no __all__, so ``import *`` brought them all).
 __all__ = [
@@ -103,7 +103,8 @@ class BaseData:
     # Reading pages as columns (``wire.COLUMNS_MEDIA_TYPE``): the classes whose route offers them set
     # ``_columns_fetch`` to their own ``_fetch_data`` (a subclass overriding it gets item pages).
     columnar = True
-    columns_page_size = 20000
+    # The largest page the server gives as columns: each request costs a few ms besides its points.
+    columns_page_size = COLUMN_PAGE_SIZE
     _columns_fetch: Any = None
     _COLUMNAR_PARAMS = frozenset({"lastn", "start", "end", "streamer_id_min", "streamer_id_max", "page_size"})
 
