@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import requests
 import urllib3.exceptions
+import urllib3.response
 
 from iotile_cloud.client._core import STREAM_EXTENSION
 
@@ -70,6 +71,20 @@ def _as_httpx(error: requests.exceptions.RequestException, request: httpx.Reques
     return error  # invalid URLs, too many redirects...: raised as requests raised them (as 0.9.14)
 
 
+def _read_whole(answer: requests.Response) -> None:
+    """Read a body as ``requests`` does without ``stream=True`` (so ``answer.content`` works for the
+    caller's hooks and after), in large pieces when it comes from urllib3, and give the connection
+    back. An answer made some other way (a user's adapter) is read as requests would read it."""
+    if answer._content is not False or not isinstance(answer.raw, urllib3.response.BaseHTTPResponse):
+        answer.content  # noqa: B018 - reading it is the point
+        return
+    try:
+        answer._content = b"".join(answer.iter_content(_CHUNK)) or b""
+    finally:
+        answer._content_consumed = True
+        answer.close()
+
+
 class _Body(httpx.SyncByteStream):
     def __init__(self, response: requests.Response, request: httpx.Request) -> None:
         self._response = response
@@ -106,8 +121,12 @@ class SessionTransport(httpx.BaseTransport):
                 timeout=(timeout.get("connect"), timeout.get("read")),
                 # Per request, so verify=False wins over REQUESTS_CA_BUNDLE (a requests quirk).
                 verify=session.verify,
-                stream=streaming,
+                # Always streamed: a body read whole by requests comes in 10 KiB pieces, each a trip
+                # through urllib3 (a 6 MB page: ~600 of them); read below in 1 MiB pieces instead.
+                stream=True,
             )
+            if not streaming:
+                _read_whole(answer)
         except requests.exceptions.RequestException as error:
             raise _as_httpx(error, request) from error
         response_headers = [(k, v) for k, v in answer.headers.items() if k.lower() not in _RESPONSE_HEADERS_SKIPPED]
