@@ -3,7 +3,8 @@
 - upload: sequential HTTP uploads to a local server process (client and server on this machine);
 - pipeline: the server's own work for each report, in this process without HTTP: decode, look up
   device and streamer, de-duplicate, convert, store the segments, record the report, commit;
-- raw: the same segments written straight through the point store (one transaction a report).
+- raw: the same segments (the readings' four and the report's one-point marker) written straight
+  through the point store, one transaction a report.
 
 Pipeline and raw run in three alternating rounds of --reports - 1 reports each (after one untimed
 report of each); the best round of each is reported, with the ratio of every round.
@@ -122,7 +123,7 @@ def main() -> None:
             client.close()
 
         # The pipeline (the same work as the upload route after the HTTP layer, in this process) and
-        # the raw baseline (the same segments, 4 streams x 2,500 readings a report, written straight
+        # the raw baseline (the same segments: 4 streams x 2,500 readings and the marker, written straight
         # through the point store, one transaction a report), in alternating rounds so that both see
         # the same machine; one untimed report of each first (statement caches, page cache).
         engine = db.make_engine(args.database or db.sqlite_url(Path(folder) / "iotile-cloud.sqlite3"))
@@ -133,6 +134,7 @@ def main() -> None:
                 sa.select(db.streams.c.pk).where(db.streams.c.slug.like("%--500_")).order_by(db.streams.c.slug)
             ).scalars()
             stream_pks = np.array(list(pks), dtype=np.int64)[np.arange(READINGS) % 4]
+            marker_pk = conn.execute(sa.select(db.streams.c.pk).where(db.streams.c.slug.like("%--5a05"))).scalar_one()
         raw_offset = iter(range(10 * len(reports), 10**6))
 
         def pipeline(count: int) -> float:
@@ -148,19 +150,21 @@ def main() -> None:
             return time.perf_counter() - started
 
         def raw(count: int) -> float:
+            """The segments a report makes: its readings on 4 streams and the one-point marker
+            (stream 5a05) the server adds for each report, made before the clock starts."""
             batches = []
             for _ in range(count):
-                index = np.arange(READINGS, dtype=np.int64) + next(raw_offset) * READINGS
+                index = np.arange(READINGS + 1, dtype=np.int64) + next(raw_offset) * (READINGS + 1)
                 batches.append(
                     points.Points(
                         ts=1_800_000_000_000_000 + index * 1_000_000,
-                        id=np.zeros(READINGS, dtype=np.int64),
+                        id=np.zeros(READINGS + 1, dtype=np.int64),
                         streamer_local_id=index,
                         device_timestamp=index,
                         int_value=index % 5000,
                         value=(index % 5000).astype(np.float64),
-                        flags=np.full(READINGS, points.STATUS_CODE["cln"] << points.STATUS_SHIFT, dtype=np.uint8),
-                        stream_pk=stream_pks,
+                        flags=np.full(READINGS + 1, points.STATUS_CODE["cln"] << points.STATUS_SHIFT, dtype=np.uint8),
+                        stream_pk=np.append(stream_pks, marker_pk),
                     )
                 )
             started = time.perf_counter()

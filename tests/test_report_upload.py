@@ -169,6 +169,34 @@ def test_dictionary_report_with_events(api: Api, cloud: CloudHelper, device10: t
     assert api.client.upload_report(REPORTS / "v2_report1.mp", received=RECEIVED)["count"] == 0
 
 
+def test_dictionary_report_mixing_streams_and_fractional_values(
+    api: Api, cloud: CloudHelper, device10: tuple[str, str]
+) -> None:
+    """Readings of several streams, interleaved, some with fractional values (kept as sent, no
+    int_value) among whole ones (converted by each stream's units), stay in report order."""
+    from iotile_cloud.reports import DictionaryReport
+    from iotile_cloud.reports.dictionary import DictReading
+
+    device, project = device10
+    stamp = RECEIVED - dt.timedelta(minutes=10)
+    values: list[tuple[int, int | float]] = [(0x5001, 10), (0x5002, 2.5), (0x5001, 11), (0x5002, 3), (0x5001, 1.25)]
+    readings = [
+        DictReading(stream, i + 1, None, stamp + dt.timedelta(seconds=i), value)
+        for i, (stream, value) in enumerate(values)
+    ]
+    report = DictionaryReport(device=10, report_id=9, sent_timestamp=100, readings=readings)
+    assert api.client.upload_report(report.encode_json(), received=RECEIVED, filename="r.json")["stored"] == 5
+
+    def stored(lid: str) -> list[tuple[object, object]]:
+        found = api.data.get(filter=f"s--{project[3:]}--{device[3:]}--{lid}")["results"]
+        return [(p["int_value"], p["value"]) for p in found]
+
+    first, second = stored("5001"), stored("5002")
+    assert [iv for iv, _ in first] == [10, 11, None] and first[2][1] == 1.25
+    assert first[0][1] == pytest.approx(37.8541)  # gallons in, litres stored
+    assert second[0] == (None, 2.5) and second[1][0] == 3
+
+
 @pytest.mark.parametrize(
     "name, upload_as, status, reason",
     [

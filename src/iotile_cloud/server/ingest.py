@@ -222,22 +222,29 @@ def ingest_report(
         if raw_values.dtype == object
         else np.zeros(n, dtype=bool)
     )
-    # Per stream, through one stable sort of the 16-bit stream ids (numpy sorts them by radix): each
-    # stream's readings are a run of `order`, converted at once.
+    # Per stream: one stable sort of the 16-bit stream ids (numpy sorts them by radix) makes each
+    # stream's readings one run; each run is converted as a slice, and the results put back in
+    # report order at once.
     order = np.argsort(stream.astype(np.uint16), kind="stable")
-    runs = np.flatnonzero(np.diff(stream[order])) + 1
-    for first, last in zip([0, *runs.tolist()], [*runs.tolist(), n], strict=True) if n else ():
-        rows = order[first:last]
-        row, conv = stream_row(int(stream[rows[0]]))
-        stream_pks[rows] = row.pk
-        fraction = is_fraction[rows]
-        whole = rows[~fraction] if fraction.any() else rows
-        if len(whole):
-            converted, kind = conv.values(raw_values[whole].astype(np.int64))
-            values[whole] = converted
-            itr[whole] = kind == "ITR"
+    runs = (np.flatnonzero(np.diff(stream[order])) + 1).tolist()
+    in_order = raw_values[order]
+    fractions = is_fraction[order]
+    sorted_values = np.zeros(n, dtype=np.float64)
+    sorted_itr = np.zeros(n, dtype=bool)
+    sorted_pks = np.zeros(n, dtype=np.int64)
+    for first, last in zip([0, *runs], [*runs, n], strict=True) if n else ():
+        row, conv = stream_row(int(stream[order[first]]))
+        sorted_pks[first:last] = row.pk
+        part, fraction = in_order[first:last], fractions[first:last]
+        whole = ~fraction if fraction.any() else slice(None)
+        converted, kind = conv.values(part[whole].astype(np.int64))
+        sorted_values[first:last][whole] = converted
+        sorted_itr[first:last][whole] = kind == "ITR"
         if fraction.any():
-            values[rows[fraction]] = raw_values[rows[fraction]].astype(np.float64)
+            sorted_values[first:last][fraction] = part[fraction].astype(np.float64)
+    values[order] = sorted_values
+    itr[order] = sorted_itr
+    stream_pks[order] = sorted_pks
     int_values = np.zeros(n, dtype=np.int64)
     int_values[~is_fraction] = raw_values[~is_fraction].astype(np.int64)
     readings = points.Points(
@@ -277,17 +284,18 @@ def ingest_report(
         marker = CHOPPED_MARKER if CHOPPED_RANGE[0] <= raw_length <= CHOPPED_RANGE[1] else COMPLETE_MARKER
         row, conv = stream_row(marker)
         value, kind = conv.value(report.streamer_index)
-        marked = {
-            "stream_pk": row.pk,
-            "ts": received_us,
-            "int_value": report.streamer_index,
-            "value": value,
-            "type": kind,
-            "streamer_local_id": report.report_id,
-            "status": "cln",
-        }
+        marked = points.Points(
+            ts=np.array([received_us]),
+            id=np.zeros(1, dtype=np.int64),
+            streamer_local_id=np.array([report.report_id], dtype=np.int64),
+            device_timestamp=np.zeros(1, dtype=np.int64),
+            int_value=np.array([report.streamer_index], dtype=np.int64),
+            value=np.array([value]),
+            flags=points.flags_of(False, False, True, False, points.STATUS_CODE["cln"], kind == "ITR").reshape(1),
+            stream_pk=np.array([row.pk], dtype=np.int64),
+        )
         # The readings and the marker: one id range, one INSERT of the segments.
-        points.append_batch(conn, points.Points.concat([readings, points.from_rows([marked])]))
+        points.append_batch(conn, points.Points.concat([readings, marked]))
     update: dict[str, Any] = {}
     if top_id is not None and top_id > last_id:
         update["last_id"] = top_id  # forward only
