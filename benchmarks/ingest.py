@@ -79,7 +79,7 @@ def main() -> None:
     from iotile_cloud.client import Client
     from iotile_cloud.reports import decode_report
     from iotile_cloud.server import db, points
-    from iotile_cloud.server.ingest import ingest_report
+    from iotile_cloud.server.ingest import DEVICE_BY_ID, PROJECT_BY_ID, ingest_report
     from iotile_cloud.server.run import ServerProcess
 
     received = dt.datetime(2026, 3, 1, tzinfo=dt.timezone.utc)
@@ -143,8 +143,8 @@ def main() -> None:
             for data in work:
                 report = decode_report(data, "r.bin")
                 with engine.begin() as conn:
-                    device = conn.execute(sa.select(db.devices).where(db.devices.c.id == report.device)).one()
-                    project = conn.execute(sa.select(db.projects).where(db.projects.c.id == device.project_id)).one()
+                    device = conn.execute(DEVICE_BY_ID, {"device_id": report.device}).one()
+                    project = conn.execute(PROJECT_BY_ID, {"project_id": device.project_id}).one()
                     result = ingest_report(conn, device, project, report, received, None, Path(folder), len(data))
                     assert result.stored == READINGS
             return time.perf_counter() - started

@@ -38,7 +38,10 @@ class IngestResult:
     record_id: str  # the streamer_reports row made for this upload
 
 
-# The statements of every report, built once (see points._TAKE_IDS).
+# The statements of every report, built once (see points._TAKE_IDS). The upload route looks up the
+# report's device and its project with the first two.
+DEVICE_BY_ID = sa.select(db.devices).where(db.devices.c.id == sa.bindparam("device_id"))
+PROJECT_BY_ID = sa.select(db.projects).where(db.projects.c.id == sa.bindparam("project_id"))
 _STREAMER = sa.select(db.streamers).where(
     db.streamers.c.device_id == sa.bindparam("device_id"), db.streamers.c.index == sa.bindparam("index")
 )

@@ -34,7 +34,7 @@ from iotile_cloud.server.http import (
     not_found,
     parse_datetime,
 )
-from iotile_cloud.server.ingest import ingest_report
+from iotile_cloud.server.ingest import DEVICE_BY_ID, PROJECT_BY_ID, ingest_report
 from iotile_cloud.server.limits import check_depth, inflate
 from iotile_cloud.server.routes.orgs import add_member
 from iotile_cloud.server.serialize import Lookup
@@ -107,7 +107,7 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
     from iotile_cloud.server.http import JSON
 
     with app.write() as conn:
-        device = conn.execute(sa.select(db.devices).where(db.devices.c.id == report.device)).first()
+        device = conn.execute(DEVICE_BY_ID, {"device_id": report.device}).first()
         if app.fixed_tokens is not None and (device is None or device.project_id is None):
             # Test fixtures only: as the original mock cloud, keep the record of a report from a device
             # that is not claimed (or not known) without storing its readings.
@@ -136,7 +136,7 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
                 report = SignedListReport.decode(data, bytes.fromhex(device.report_key))
             except ReportError as error:
                 raise APIError(400, [str(error)]) from None
-        project = conn.execute(sa.select(db.projects).where(db.projects.c.id == device.project_id)).one()
+        project = conn.execute(PROJECT_BY_ID, {"project_id": device.project_id}).one()
         result = ingest_report(
             conn,
             device,
