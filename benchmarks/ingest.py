@@ -87,6 +87,7 @@ def main() -> None:
         where = ["--data-dir", folder] + (["--database", args.database] if args.database else [])
         if args.database:
             engine = db.make_engine(args.database)
+            db.migrate(engine)  # a new database gets the schema; an old one is emptied below
             with engine.begin() as conn:
                 for table in reversed(db.metadata.sorted_tables):
                     conn.execute(sa.delete(table))
