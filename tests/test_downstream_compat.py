@@ -96,11 +96,9 @@ def test_streams_of_a_data_block(mock_cloud_private_nossl: tuple[str, CloudHelpe
         api.stream.get(block="b--0001-0000-0000-04e8")
 
 
-def test_patch_device_to_an_unregistered_sensor_graph(
-    mock_cloud_private_nossl: tuple[str, CloudHelper], iotile_cloud: CloudHelper
-) -> None:
+def test_patch_device_to_an_unregistered_sensor_graph(mock_cloud_private_nossl: tuple[str, CloudHelper]) -> None:
     """The mock cloud fixtures store any sg/template slug on a device (the original fake did; the original
-    client's ``test_device_patch`` relies on it); a plain server keeps refusing unknown slugs."""
+    client's ``test_device_patch`` relies on it)."""
     domain, cloud = mock_cloud_private_nossl
     cloud.quick_add_user("test@arch-iot.com", "test")
     project, _ = cloud.quick_add_project()
@@ -114,6 +112,9 @@ def test_patch_device_to_an_unregistered_sensor_graph(
     with pytest.raises(HttpNotFoundError):
         api.sg("water-meter-v1-1-1").get()  # nothing was registered
 
+
+def test_a_plain_server_refuses_an_unregistered_sensor_graph(iotile_cloud: CloudHelper) -> None:
+    """(Apart from the test above: with PostgreSQL both fixtures' servers share one database.)"""
     iotile_cloud.quick_add_user("test@arch-iot.com", "test")
     project, _ = iotile_cloud.quick_add_project()
     device = iotile_cloud.quick_add_device(project, 15)
