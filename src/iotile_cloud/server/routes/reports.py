@@ -37,6 +37,7 @@ from iotile_cloud.server.http import (
 from iotile_cloud.server.ingest import DEVICE_BY_ID, PROJECT_BY_ID, ingest_report
 from iotile_cloud.server.limits import check_depth, inflate
 from iotile_cloud.server.routes.orgs import add_member
+from iotile_cloud.server.security import private_dir, write_private
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
 
@@ -161,10 +162,9 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
 
 
 def save_raw_report(data_dir: Path, report_id: str, data: bytes) -> None:
-    """Keep the uploaded file as received (``<data dir>/reports/<report id>``)."""
-    folder = data_dir / "reports"
-    folder.mkdir(exist_ok=True)
-    (folder / report_id).write_bytes(data)
+    """Keep the uploaded file as received (``<data dir>/reports/<report id>``), owner-only like
+    everything else in the data directory (0700 folder, 0600 file, whatever the umask)."""
+    write_private(private_dir(data_dir / "reports") / report_id, data)
 
 
 def _fixture_org(conn: Any, principal: Principal) -> str:
