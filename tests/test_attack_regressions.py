@@ -86,3 +86,76 @@ def test_uploaded_reports_are_kept_owner_only(iotile_cloud: CloudHelper, alice: 
     assert files
     assert _mode(folder) == 0o700
     assert {f.name: oct(_mode(f)) for f in files if _mode(f) != 0o600} == {}
+
+
+# -- console sign-in --------------------------------------------------------------------------------
+
+
+def _console_sign_in(url: str, **fields: str) -> httpx.Response:
+    import re
+
+    client = httpx.Client(base_url=url, timeout=30)
+    form = client.get("/signin")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+    assert token is not None
+    return client.post("/signin", data={"csrf_token": token.group(1), **fields})
+
+
+def test_console_sign_in_counts_failed_passwords_like_the_api(iotile_cloud: CloudHelper, alice: Tenant) -> None:
+    """/signin checked passwords with no limit: a brute force through the console was never slowed."""
+    from iotile_cloud.server import throttle
+
+    answers = [
+        _console_sign_in(iotile_cloud.url, email=ALICE[0], password="wrong").status_code
+        for _ in range(throttle.ACCOUNT_LIMIT)
+    ]
+    assert answers == [401] * throttle.ACCOUNT_LIMIT
+    blocked = _console_sign_in(iotile_cloud.url, email=ALICE[0], password=ALICE[1])
+    assert blocked.status_code == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+    assert "Too many failed logins" in blocked.text
+    api = httpx.post(iotile_cloud.url + "/api/v1/auth/login/", json={"email": ALICE[0], "password": ALICE[1]})
+    assert api.status_code == 429  # one count for the account, whichever door is knocked on
+
+
+def test_console_sign_in_takes_the_api_token_not_its_stored_digest(iotile_cloud: CloudHelper, alice: Tenant) -> None:
+    """The console compared the form's token with the stored column, which holds the SHA-256 digest:
+    a copy of the database signed in as anyone (and the real token did not work)."""
+    import sqlalchemy as sa
+
+    from iotile_cloud.server import db
+
+    token = alice.http.get("/auth/token/").json()["token"]
+    with iotile_cloud.engine.connect() as conn:
+        digest = conn.execute(sa.select(db.users.c.api_token).where(db.users.c.email == ALICE[0])).scalar_one()
+    assert _console_sign_in(iotile_cloud.url, token=digest).status_code == 401
+    assert _console_sign_in(iotile_cloud.url, token=token).status_code == 303
+
+
+def test_console_sign_in_checks_passwords_off_the_event_loop(
+    iotile_cloud: CloudHelper, alice: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The argon2 check ran inside the async handler: every sign-in stalled the whole server."""
+    import threading
+    import time
+
+    from iotile_cloud.server import security
+
+    real = security._hasher
+
+    class Slow:
+        def verify(self, stored: str, password: str) -> bool:
+            time.sleep(1.5)
+            return bool(real.verify(stored, password))
+
+    monkeypatch.setattr(security, "_hasher", Slow())
+    signing_in = threading.Thread(
+        target=_console_sign_in, args=(iotile_cloud.url,), kwargs=dict(email=ALICE[0], password="x")
+    )
+    signing_in.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    assert httpx.get(iotile_cloud.url + "/api/v1/server/", timeout=10).status_code == 200
+    waited = time.monotonic() - started
+    signing_in.join()
+    assert waited < 0.5
