@@ -159,3 +159,18 @@ def test_console_sign_in_checks_passwords_off_the_event_loop(
     waited = time.monotonic() - started
     signing_in.join()
     assert waited < 0.5
+
+
+def test_generated_report_files_are_downloads_not_pages(alice: Tenant) -> None:
+    """An org member uploads x.html as a generated report; opening its link in a browser signed in to
+    the console ran the page's script in the server's origin (stored XSS)."""
+    report = alice.http.post("/report/generated/", json={"label": "r", "org": alice.org}).json()["id"]
+    page = b"<script>fetch('/api/v1/auth/token/')</script>"
+    upload = alice.http.post(
+        f"/report/generated/{report}/upload/", files={"file": ("x.html", page)}, data={"key": f"{report}/x.html"}
+    )
+    assert upload.status_code == 204
+    answer = alice.http.get(f"/report/generated/{report}/file/x.html")
+    assert answer.status_code == 200 and answer.content == page
+    assert answer.headers["content-disposition"].startswith("attachment")
+    assert answer.headers["x-content-type-options"] == "nosniff"
