@@ -174,3 +174,105 @@ def test_generated_report_files_are_downloads_not_pages(alice: Tenant) -> None:
     assert answer.status_code == 200 and answer.content == page
     assert answer.headers["content-disposition"].startswith("attachment")
     assert answer.headers["x-content-type-options"] == "nosniff"
+
+
+# -- dictionary reports -------------------------------------------------------------------------------
+
+
+def _mp_dict_report(device: int, data_items: bytes = b"\x90", events: bytes = b"\x90", highest: int = 0) -> bytes:
+    """A msgpack v100 report from raw msgpack pieces (to write what msgpack.packb will not)."""
+    import msgpack
+
+    pack = msgpack.packb
+    return (
+        b"\x85"
+        + pack("format")
+        + pack("v100")
+        + pack("device")
+        + pack(device)
+        + pack("highest_id")
+        + pack(highest)
+        + pack("data")
+        + data_items
+        + pack("events")
+        + events
+    )
+
+
+def test_a_report_of_empty_containers_is_refused_before_it_is_built() -> None:
+    """16 MiB of 1-byte empty arrays became ~16M Python lists (+2.3 GiB in the server for one upload);
+    the JSON twin +750 MiB. Both stop at MAX_CONTAINERS now."""
+    import struct
+    import time
+
+    from iotile_cloud.reports import ReportError
+    from iotile_cloud.reports.dictionary import MAX_CONTAINERS, DictionaryReport
+
+    n = 16 * 1024 * 1024 - 200
+    bomb = _mp_dict_report(1, b"\xdd" + struct.pack(">I", n) + b"\x90" * n)
+    started = time.monotonic()
+    with pytest.raises(ReportError, match=str(MAX_CONTAINERS)):
+        DictionaryReport.decode_msgpack(bomb)
+    with pytest.raises(ReportError, match=str(MAX_CONTAINERS)):
+        DictionaryReport.decode_json(b'{"format":"v100","device":1,"data":[' + b"[]," * (n // 3) + b"[]]}")
+    assert time.monotonic() - started < 10
+    fine = DictionaryReport.decode_msgpack(_mp_dict_report(1, b"\x91\x82\xa6stream\xcd\x50\x01\xa5value\x05"))
+    assert [r.value for r in fine.readings] == [5]
+
+
+def _event(extra: bytes, reading_id: int) -> bytes:
+    import msgpack
+
+    pack = msgpack.packb
+    return (
+        b"\x91\x83"
+        + pack("stream")
+        + pack("5001")
+        + pack("streamer_local_id")
+        + pack(reading_id)
+        + pack("extra_data")
+        + extra
+    )
+
+
+def test_hostile_dictionary_reports_are_400s_not_500s(alice: Tenant) -> None:
+    """Each of these crashed the upload with a 500 and a dropped connection."""
+    import json
+
+    import msgpack
+
+    def nested(depth: int) -> dict[str, object]:
+        value: dict[str, object] = {"x": 1}
+        for _ in range(depth):
+            value = {"a": value}
+        return value
+
+    deep = {"format": "v100", "device": alice.device_id, "highest_id": 9, "data": []}
+    json_deep = {**deep, "events": [{"stream": "5001", "streamer_local_id": 9, "extra_data": nested(300)}]}
+    json_deep_data = {**deep, "events": [{"stream": "5001", "streamer_local_id": 9, "data": nested(300)}]}
+    refused = {
+        "deep extra_data (json)": ("r.json", json.dumps(json_deep).encode()),
+        "deep data (json)": ("r.json", json.dumps(json_deep_data).encode()),
+        "deep extra_data (msgpack)": ("r.mp", msgpack.packb(json_deep)),
+        "nesting past Python's stack (msgpack)": ("r.mp", msgpack.packb({**json_deep, "x": nested(900)})),
+        "NaN value": (
+            "r.mp",
+            _mp_dict_report(alice.device_id, b"\x91\x82\xa6stream\xa45001\xa5value\xcb\x7f\xf8" + 6 * b"\0"),
+        ),
+        "infinite value": ("r.mp", msgpack.packb({**deep, "data": [{"stream": "5001", "value": float("inf")}]})),
+        "array as a map key": ("r.mp", _mp_dict_report(alice.device_id, events=_event(b"\x81\x91\x01\x01", 10))),
+        "extension type": (
+            "r.mp",
+            _mp_dict_report(alice.device_id, events=_event(msgpack.packb(msgpack.ExtType(5, b"x")), 11)),
+        ),
+    }
+    answers = {name: _upload(alice.http, file, data) for name, (file, data) in refused.items()}
+    assert {name: a.status_code for name, a in answers.items()} == {name: 400 for name in refused}
+    assert "nest at most" in answers["deep extra_data (json)"].text
+    # Numeric map keys were a 500 too (events are stored as JSON): now they are kept as text.
+    stored = _upload(
+        alice.http, "r.mp", _mp_dict_report(alice.device_id, events=_event(msgpack.packb({1: {2: 3}}), 12), highest=12)
+    )
+    assert stored.status_code == 201, stored.text
+    events = alice.http.get("/event/", params={"filter": alice.stream}).json()["results"]
+    assert [e["extra_data"] for e in events] == [{"1": {"2": 3}}]
