@@ -276,3 +276,26 @@ def test_hostile_dictionary_reports_are_400s_not_500s(alice: Tenant) -> None:
     assert stored.status_code == 201, stored.text
     events = alice.http.get("/event/", params={"filter": alice.stream}).json()["results"]
     assert [e["extra_data"] for e in events] == [{"1": {"2": 3}}]
+
+
+# -- JSON bodies ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("route", ["/data/", "/event/", "/note/", "/location/"])
+def test_a_body_of_a_million_empty_objects_is_refused_before_parsing(alice: Tenant, route: str) -> None:
+    """4 MiB of ``{},`` parsed into 1.4M dicts, each answered with a field error: ~1 GiB in the
+    server and a 105 MiB answer for one request (84 MiB for ``[],`` on /event/, /note/, /location/)."""
+    from iotile_cloud.server.limits import DEFAULT_MAX_JSON_BYTES, MAX_JSON_CONTAINERS
+
+    items = (DEFAULT_MAX_JSON_BYTES - 16) // 3
+    for body in (b"[" + b"{}," * items + b"{}]", b"[" + b"[]," * items + b"[]]"):
+        answer = alice.http.post(route, content=body, headers={"Content-Type": "application/json"})
+        assert answer.status_code == 400
+        assert answer.json() == {"detail": f"JSON parse error - more than {MAX_JSON_CONTAINERS} objects and arrays"}
+    # a real bulk upload is far below the limit
+    points = [
+        {"stream": alice.stream, "timestamp": f"2026-01-01T00:{n // 60:02d}:{n % 60:02d}Z", "int_value": n}
+        for n in range(2000)
+    ]
+    if route == "/data/":
+        assert alice.http.post(route, json=points).json() == {"count": 2000}

@@ -22,6 +22,10 @@ DEFAULT_MAX_UPLOAD_BYTES = 32 * MB
 MAX_INFLATED_BYTES = 16 * MB
 # orjson refuses to write deeper than 255 levels; refuse such bodies at the door instead.
 MAX_JSON_DEPTH = 128
+# Objects and arrays in one JSON body. Each costs 2 bytes on the wire and ~60-100 bytes parsed (and
+# a few hundred more as a field error in the answer): 4 MiB of ``{},`` was ~1 GiB and a 100 MiB
+# answer. The CLI posts 2,000 points at a time; 100,000 leaves room for any real list.
+MAX_JSON_CONTAINERS = 100_000
 # A body that stops arriving for this long is abandoned (slow clients hold no worker for ever).
 BODY_IDLE_TIMEOUT = 30.0
 
@@ -139,6 +143,10 @@ def loads_json(raw: bytes) -> Any:
     orjson decides (so numbers beyond 64 bits, NaN and nesting past its limit are refused); the
     standard library only words the error the way the original server did.
     """
+    # Every object or array opens with one of these bytes (strings may hold some: an upper bound),
+    # counted before anything is built.
+    if raw.count(b"{") + raw.count(b"[") > MAX_JSON_CONTAINERS:
+        raise APIError(400, {"detail": f"JSON parse error - more than {MAX_JSON_CONTAINERS} objects and arrays"})
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as error:
