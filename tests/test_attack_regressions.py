@@ -299,3 +299,19 @@ def test_a_body_of_a_million_empty_objects_is_refused_before_parsing(alice: Tena
     ]
     if route == "/data/":
         assert alice.http.post(route, json=points).json() == {"count": 2000}
+
+
+# -- nothing half-done ----------------------------------------------------------------------------------
+
+
+def test_a_refused_list_of_events_leaves_no_files(iotile_cloud: CloudHelper, alice: Tenant, bob: Tenant) -> None:
+    """The rows of a refused list rolled back, but the data files of its first items stayed on disk."""
+    folder = iotile_cloud.server.data_dir / "events"
+    before = set(folder.iterdir()) if folder.exists() else set()
+    items = [{"stream": alice.stream, "timestamp": "2026-01-01T00:00:00Z", "data": {"n": n}} for n in range(5)]
+    items.append({"stream": bob.stream, "timestamp": "2026-01-01T00:00:00Z", "data": {"n": 5}})
+    assert alice.http.post("/event/", json=items).status_code == 403
+    assert (set(folder.iterdir()) if folder.exists() else set()) == before
+    assert alice.http.get("/event/", params={"filter": alice.stream}).json()["count"] == 0
+    assert alice.http.post("/event/", json=items[:5]).json() == {"count": 5}  # what is stored keeps its files
+    assert len(set(folder.iterdir()) - before) == 5

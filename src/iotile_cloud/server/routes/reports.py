@@ -21,7 +21,7 @@ from iotile_cloud.reports import (
     report_kind,
 )
 from iotile_cloud.server import db, serialize
-from iotile_cloud.server.context import Principal, device_or_user, state
+from iotile_cloud.server.context import Principal, device_or_user, state, write_file
 from iotile_cloud.server.http import (
     STANDARD,
     APIError,
@@ -37,7 +37,7 @@ from iotile_cloud.server.http import (
 from iotile_cloud.server.ingest import DEVICE_BY_ID, PROJECT_BY_ID, ingest_report
 from iotile_cloud.server.limits import check_depth, inflate
 from iotile_cloud.server.routes.orgs import add_member
-from iotile_cloud.server.security import private_dir, write_private
+from iotile_cloud.server.security import private_dir
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
 
@@ -113,7 +113,7 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
             # Test fixtures only: as the original mock cloud, keep the record of a report from a device
             # that is not claimed (or not known) without storing its readings.
             report_id = _record_unclaimed(conn, report, principal)
-            save_raw_report(app.data_dir, report_id, data)
+            save_raw_report(conn, app.data_dir, report_id, data)
             return JSON({"count": len(report.readings)}, status_code=201)
         if device is None:
             raise APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
@@ -148,7 +148,7 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
             app.data_dir,
             len(data),
         )
-        save_raw_report(app.data_dir, result.record_id, data)
+        save_raw_report(conn, app.data_dir, result.record_id, data)
     # "count" (readings in the report) is what clients have always read; the rest tells what was new.
     return JSON(
         {
@@ -161,10 +161,11 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
     )
 
 
-def save_raw_report(data_dir: Path, report_id: str, data: bytes) -> None:
+def save_raw_report(conn: Any, data_dir: Path, report_id: str, data: bytes) -> None:
     """Keep the uploaded file as received (``<data dir>/reports/<report id>``), owner-only like
-    everything else in the data directory (0700 folder, 0600 file, whatever the umask)."""
-    write_private(private_dir(data_dir / "reports") / report_id, data)
+    everything else in the data directory (0700 folder, 0600 file, whatever the umask), and only
+    if the report's transaction commits."""
+    write_file(conn, private_dir(data_dir / "reports") / report_id, data)
 
 
 def _fixture_org(conn: Any, principal: Principal) -> str:
