@@ -315,3 +315,31 @@ def test_a_refused_list_of_events_leaves_no_files(iotile_cloud: CloudHelper, ali
     assert alice.http.get("/event/", params={"filter": alice.stream}).json()["count"] == 0
     assert alice.http.post("/event/", json=items[:5]).json() == {"count": 5}  # what is stored keeps its files
     assert len(set(folder.iterdir()) - before) == 5
+
+
+# -- tokens ---------------------------------------------------------------------------------------------
+
+
+def test_tokens_must_expire_and_name_their_user_by_an_integer(iotile_cloud: CloudHelper, alice: Tenant) -> None:
+    """Signed claims were trusted as they came: a token without ``exp`` lived for ever, and a
+    ``user_id`` of the wrong type reached the database (a list or an object: a 500 and a dropped
+    connection; "1" or true: user 1)."""
+    import time
+
+    import jwt
+
+    secret = (iotile_cloud.server.data_dir / "jwt-secret").read_text().strip()
+    good = jwt.decode(alice.http.headers["Authorization"].split()[1], options={"verify_signature": False})
+    now = int(time.time())
+    forged = [{k: v for k, v in good.items() if k != "exp"}]
+    forged += [{**good, "user_id": bad} for bad in ([good["user_id"]], {"id": 1}, str(good["user_id"]), True, 2**70)]
+    device = {"device": alice.device_id, "user_id": good["user_id"], "type": "a-jwt", "iat": now, "exp": now + 60}
+    forged += [{**device, "device": bad} for bad in (True, str(alice.device_id), [alice.device_id])]
+    url = iotile_cloud.url + "/api/v1"
+    for claims in forged:
+        token = jwt.encode(claims, secret, algorithm="HS256")
+        scheme = "a-jwt" if claims.get("type") else "jwt"
+        answer = httpx.get(url + "/org/", headers={"Authorization": f"{scheme} {token}"})
+        assert answer.status_code == 401, (claims, answer.status_code)
+        assert httpx.post(url + "/auth/api-jwt-refresh/", json={"token": token}).status_code == 400
+    assert httpx.get(url + "/org/", headers={"Authorization": f"jwt {jwt.encode(good, secret)}"}).status_code == 200
