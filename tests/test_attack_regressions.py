@@ -343,3 +343,15 @@ def test_tokens_must_expire_and_name_their_user_by_an_integer(iotile_cloud: Clou
         assert answer.status_code == 401, (claims, answer.status_code)
         assert httpx.post(url + "/auth/api-jwt-refresh/", json={"token": token}).status_code == 400
     assert httpx.get(url + "/org/", headers={"Authorization": f"jwt {jwt.encode(good, secret)}"}).status_code == 200
+
+
+# -- feeds ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("resume", ["1" * 25, str(1 << 63), "-" + "9" * 25, "abc"])
+def test_a_live_feed_resume_id_past_64_bits_is_a_400(alice: Tenant, resume: str) -> None:
+    """?after= (or Last-Event-ID) beyond 64 bits passed the check, then the first poll overflowed the
+    database integer after the 200 had started: the connection was dropped mid-answer."""
+    answer = alice.http.get(f"/stream/{alice.stream}/live/", params={"after": resume, "timeout": 1})
+    assert answer.status_code == 400
+    assert "point id" in answer.json()["detail"]

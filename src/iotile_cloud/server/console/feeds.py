@@ -22,7 +22,7 @@ from starlette.concurrency import run_in_threadpool
 
 from iotile_cloud.server import db, model, points, rollups
 from iotile_cloud.server.context import Principal, current_user, state
-from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.http import JSON, APIError, int64_or_none
 from iotile_cloud.server.routes.data import point_query
 from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.utils.basic import iso_from_micros
@@ -202,10 +202,12 @@ async def stream_live(slug: str, request: Request, principal: Principal = Depend
 
     stream, conv = await run_in_threadpool(open_stream)
     if resume:
-        try:
-            after = int(resume)
-        except ValueError:
-            raise APIError(400, {"detail": "Last-Event-ID and after must be a point id"}) from None
+        # Checked before the answer starts: past 64 bits the first poll failed mid-stream (a
+        # dropped connection instead of a 400).
+        parsed = int64_or_none(resume)
+        if parsed is None:
+            raise APIError(400, {"detail": "Last-Event-ID and after must be a point id"})
+        after = parsed
     else:
         after = await run_in_threadpool(_newest_id, request, stream.pk)
 
