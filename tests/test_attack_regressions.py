@@ -355,3 +355,25 @@ def test_a_live_feed_resume_id_past_64_bits_is_a_400(alice: Tenant, resume: str)
     answer = alice.http.get(f"/stream/{alice.stream}/live/", params={"after": resume, "timeout": 1})
     assert answer.status_code == 400
     assert "point id" in answer.json()["detail"]
+
+
+# -- over-the-air updates ---------------------------------------------------------------------------------
+
+
+def test_a_deployment_request_targets_only_its_own_org(alice: Tenant, bob: Tenant) -> None:
+    """An org admin could aim a deployment request at another org's fleet (or use its script): the
+    other org's devices then listed it in /ota/device/<slug>/, the feed their gateways update from."""
+    fleet = bob.http.post("/fleet/", json={"name": "Bob's fleet", "org": bob.org}).json()["slug"]
+    assert bob.http.post(f"/fleet/{fleet}/register/", json={"device": bob.device}).status_code == 201
+    alice_script = alice.http.post("/ota/script/", json={"name": "pwn", "org": alice.org, "released": True}).json()
+    bob_script = bob.http.post("/ota/script/", json={"name": "fw", "org": bob.org, "released": True}).json()
+    foreign_fleet = alice.http.post(
+        "/ota/request/", json={"script": alice_script["slug"], "org": alice.org, "fleet": fleet}
+    )
+    assert foreign_fleet.status_code == 400 and "fleet" in foreign_fleet.json()
+    foreign_script = alice.http.post("/ota/request/", json={"script": bob_script["slug"], "org": alice.org})
+    assert foreign_script.status_code == 400 and "script" in foreign_script.json()
+    assert bob.http.get(f"/ota/device/{bob.device}/").json()["deployments"] == []
+    own_fleet = alice.http.post("/fleet/", json={"name": "Alice's fleet", "org": alice.org}).json()["slug"]
+    mine = alice.http.post("/ota/request/", json={"script": alice_script["slug"], "org": alice.org, "fleet": own_fleet})
+    assert mine.status_code == 201
