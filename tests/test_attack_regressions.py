@@ -377,3 +377,44 @@ def test_a_deployment_request_targets_only_its_own_org(alice: Tenant, bob: Tenan
     own_fleet = alice.http.post("/fleet/", json={"name": "Alice's fleet", "org": alice.org}).json()["slug"]
     mine = alice.http.post("/ota/request/", json={"script": alice_script["slug"], "org": alice.org, "fleet": own_fleet})
     assert mine.status_code == 201
+
+
+# -- password hashing and the thread pool ---------------------------------------------------------------
+
+
+def test_a_signup_flood_does_not_starve_other_requests(
+    iotile_cloud: CloudHelper, alice: Tenant, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signups hashed their password on a thread-pool thread, waiting there for one of the two KDF
+    slots: 64 concurrent (unauthenticated) signups held all 40 threads, and every other request
+    waited seconds (5.6 s for GET /org/ in the attack). They now queue as coroutines, as logins do."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from iotile_cloud.server import security
+
+    real = security._hasher
+
+    class Slow:
+        def hash(self, password: str) -> str:
+            time.sleep(0.25)
+            return str(real.hash(password))
+
+        def verify(self, stored: str, password: str) -> bool:
+            return bool(real.verify(stored, password))
+
+    monkeypatch.setattr(security, "_hasher", Slow())
+    url = iotile_cloud.url + "/api/v1/account/"
+
+    def signup(n: int) -> int:
+        body = {"username": f"flood{n}", "email": f"flood{n}@example.com", "password": "pw-123456"}
+        return httpx.post(url, json={**body, "confirm_password": "pw-123456"}, timeout=120).status_code
+
+    with ThreadPoolExecutor(48) as pool:
+        answers = [pool.submit(signup, n) for n in range(48)]
+        time.sleep(1.0)
+        started = time.monotonic()
+        assert alice.http.get("/org/").status_code == 200
+        waited = time.monotonic() - started
+        assert sorted({a.result() for a in answers}) == [201]
+    assert waited < 1.0
