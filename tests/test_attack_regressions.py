@@ -468,3 +468,41 @@ def test_df_statistics_keep_8_bytes_a_point(tmp_path: Path) -> None:
     rows = dict(line.split(",", 1) for line in answer.text.splitlines()[1:])
     assert int(rows["count"]) == n and float(rows["max"]) == 999.0
     assert peak - before < 40, f"+{peak - before:.0f} MiB for {n} points"
+
+
+def test_clients_that_stop_reading_downloads_cannot_exhaust_the_database_pool(
+    alice: Tenant, iotile_cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A streamed download holds a pooled connection (its read transaction) until its last byte.
+    24 downloads whose clients stopped reading took all 15 connections: every other request waited
+    30 s for one and failed with a 500. Downloads are now capped per process (503 past the cap)
+    and ended when their client takes nothing for SEND_STALL_TIMEOUT seconds."""
+    import socket
+    import time
+
+    from iotile_cloud.server import limits
+
+    monkeypatch.setattr(limits, "MAX_STREAMED_DOWNLOADS", 2)
+    monkeypatch.setattr(limits, "SEND_STALL_TIMEOUT", 1.0)
+    n = 150_000
+    readings = [Reading(stream=0x5001, reading_id=1 + k, raw_timestamp=10 + k, value=k) for k in range(n)]
+    report = SignedListReport(device=alice.device_id, report_id=1, sent_timestamp=n + 100, readings=readings)
+    assert _upload(alice.http, "r.bin", report.encode()).status_code == 201
+    port = int(iotile_cloud.url.rsplit(":", 1)[1])
+    auth = alice.http.headers["Authorization"]
+    paths = [f"/api/v1/df/?filter={alice.stream}", f"/api/v1/stream/{alice.stream}/csv/"]
+    stalled = []
+    for path in paths:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n".encode())
+        assert sock.recv(64).startswith(b"HTTP/1.1 200")  # started, then never read again
+        stalled.append(sock)
+    busy = alice.http.get("/df/", params={"filter": alice.stream})
+    assert busy.status_code == 503 and busy.headers["Retry-After"] == "5"
+    assert alice.http.get("/org/").status_code == 200  # the rest of the API is not held up
+    time.sleep(3)  # past the stall timeout: both downloads ended, their transactions released
+    for sock in stalled:
+        sock.close()
+    whole = alice.http.get("/df/", params={"filter": alice.stream}, timeout=60)
+    assert whole.status_code == 200 and whole.text.count("\n") == n + 1

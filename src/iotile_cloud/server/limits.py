@@ -125,9 +125,69 @@ class BodyLimitMiddleware:
             await _answer(send, failure, close=True)
 
 
-async def _answer(send: Send, error: APIError, close: bool = False) -> None:
+# Streamed downloads (/df/, /stream/<slug>/parquet/ and csv/) read the database in one transaction,
+# on one pooled connection, until their last byte: a client that stops reading would hold it for
+# ever, and a few such clients exhausted the pool (every other request then waited 30 s for a
+# connection and failed). A download whose client takes no data for SEND_STALL_TIMEOUT seconds is
+# ended, and at most MAX_STREAMED_DOWNLOADS run at once in a process (more answer 503), which
+# leaves connections of the pool (15 on SQLite, 20 on PostgreSQL) for everything else.
+SEND_STALL_TIMEOUT = 30.0
+MAX_STREAMED_DOWNLOADS = 8
+STREAMED_DOWNLOADS = re.compile(r"^/api/v1/(df/|stream/[^/]+/(parquet|csv)/)$")
+
+
+class _Stalled(Exception):
+    pass
+
+
+class DownloadGuard:
+    """Bounds the streamed downloads of a process: how many at once, and how long a client may
+    leave one unread (see ``SEND_STALL_TIMEOUT``). Other routes pass through untouched."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.running = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not STREAMED_DOWNLOADS.match(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        limit, stall = MAX_STREAMED_DOWNLOADS, SEND_STALL_TIMEOUT  # read now: tests lower them
+        if self.running >= limit:
+            busy = APIError(
+                503,
+                {"detail": f"{limit} downloads are running: try again in a few seconds."},
+                {"Retry-After": "5"},
+            )
+            await _answer(send, busy, extra=busy.headers)
+            return
+        stalled = False
+
+        async def guarded(message: Message) -> None:
+            nonlocal stalled
+            if message["type"] != "http.response.body":
+                await send(message)
+                return
+            try:
+                await asyncio.wait_for(send(message), stall)
+            except asyncio.TimeoutError:
+                stalled = True  # the client stopped reading: end the answer, release its transaction
+                raise _Stalled() from None
+
+        self.running += 1
+        try:
+            await self.app(scope, receive, guarded)
+        except BaseException:
+            if not stalled:  # (a task group may wrap _Stalled in an exception group)
+                raise
+        finally:
+            self.running -= 1
+
+
+async def _answer(send: Send, error: APIError, close: bool = False, extra: dict[str, str] | None = None) -> None:
     body = orjson.dumps(error.body)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (extra or {}).items()]
     if close:  # the unread body stays on the wire: do not reuse the connection
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
