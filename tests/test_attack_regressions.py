@@ -506,3 +506,52 @@ def test_clients_that_stop_reading_downloads_cannot_exhaust_the_database_pool(
         sock.close()
     whole = alice.http.get("/df/", params={"filter": alice.stream}, timeout=60)
     assert whole.status_code == 200 and whole.text.count("\n") == n + 1
+
+
+def test_one_user_cannot_take_every_connection_with_live_feeds(
+    alice: Tenant, bob: Tenant, iotile_cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live feeds last minutes: one user opened 511 and every other client got uvicorn's 503 (its
+    limit is 512 connections). Now a user has at most MAX_LIVE_FEEDS_PER_USER open, and a process
+    MAX_LIVE_FEEDS; the slots come back when the feeds end, however they end."""
+    import socket
+    import time
+
+    from iotile_cloud.server import limits
+
+    monkeypatch.setattr(limits, "MAX_LIVE_FEEDS_PER_USER", 3)
+    monkeypatch.setattr(limits, "MAX_LIVE_FEEDS", 4)
+    port = int(iotile_cloud.url.rsplit(":", 1)[1])
+
+    def open_feed(tenant: Tenant) -> tuple[socket.socket, bytes]:
+        """A raw connection asking for the feed, and the answer's head (with the whole body of a refusal)."""
+        import re
+
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        auth = tenant.http.headers["Authorization"]
+        request = f"GET /api/v1/stream/{tenant.stream}/live/ HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\r\n"
+        sock.sendall(request.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            answer += sock.recv(4096)
+        length = re.search(rb"content-length: (\d+)", answer, re.IGNORECASE)
+        if length is not None:  # a refusal: read its body too
+            while len(answer.split(b"\r\n\r\n", 1)[1]) < int(length.group(1)):
+                answer += sock.recv(4096)
+        return sock, answer
+
+    alices = [open_feed(alice) for _ in range(4)]
+    assert [head[:12] for _, head in alices] == [b"HTTP/1.1 200"] * 3 + [b"HTTP/1.1 503"]
+    assert b"You have 3 live feeds open" in alices[3][1]
+    bobs = [open_feed(bob) for _ in range(2)]
+    assert [head[:12] for _, head in bobs] == [b"HTTP/1.1 200", b"HTTP/1.1 503"]  # the process is full
+    assert bob.http.get("/org/").status_code == 200  # everything else still answers
+    for sock, _ in alices + bobs:
+        sock.close()
+    deadline = time.monotonic() + 15
+    while sum(iotile_cloud._state.live_feeds.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)  # each feed notices its closed connection at its next poll (every second)
+    assert sum(iotile_cloud._state.live_feeds.values()) == 0
+    sock, head = open_feed(alice)
+    sock.close()
+    assert head.startswith(b"HTTP/1.1 200")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ class AppState:
     errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
 
     compactor: Compactor = field(init=False)
+    # Live feeds open in this process, by user (StreamGuard releases them when the answer ends).
+    live_feeds: Counter[int] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.requests = SharedCounter(self.engine, REQUESTS)

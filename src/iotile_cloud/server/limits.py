@@ -125,41 +125,56 @@ class BodyLimitMiddleware:
             await _answer(send, failure, close=True)
 
 
-# Streamed downloads (/df/, /stream/<slug>/parquet/ and csv/) read the database in one transaction,
-# on one pooled connection, until their last byte: a client that stops reading would hold it for
-# ever, and a few such clients exhausted the pool (every other request then waited 30 s for a
-# connection and failed). A download whose client takes no data for SEND_STALL_TIMEOUT seconds is
-# ended, and at most MAX_STREAMED_DOWNLOADS run at once in a process (more answer 503), which
-# leaves connections of the pool (15 on SQLite, 20 on PostgreSQL) for everything else.
+# Answers that stream hold resources until their last byte. Downloads (/df/, /stream/<slug>/parquet/
+# and csv/) read the database in one transaction, on one pooled connection: a client that stops
+# reading held it for ever, and a few such clients exhausted the pool (every other request then
+# waited 30 s for a connection and failed). Live feeds (/stream/<slug>/live/) last minutes each:
+# one user opening 511 of them took every connection uvicorn admits (512), and everyone else got
+# 503. So: at most MAX_STREAMED_DOWNLOADS downloads and MAX_LIVE_FEEDS live feeds at once per
+# process (more answer 503), MAX_LIVE_FEEDS_PER_USER of them for one user (the feed route counts
+# those), and an answer whose client takes no data for SEND_STALL_TIMEOUT seconds is ended.
 SEND_STALL_TIMEOUT = 30.0
 MAX_STREAMED_DOWNLOADS = 8
-STREAMED_DOWNLOADS = re.compile(r"^/api/v1/(df/|stream/[^/]+/(parquet|csv)/)$")
+MAX_LIVE_FEEDS = 128
+MAX_LIVE_FEEDS_PER_USER = 8
+_STREAMING = {
+    "download": re.compile(r"^/api/v1/(df/|stream/[^/]+/(parquet|csv)/)$"),
+    "live feed": re.compile(r"^/api/v1/stream/[^/]+/live/$"),
+}
+# A route that takes a per-user slot puts its release here (in the request's scope); the guard
+# calls it when the answer ends, however it ends.
+RELEASE_SLOT = "iotile_cloud.release_slot"
 
 
 class _Stalled(Exception):
     pass
 
 
-class DownloadGuard:
-    """Bounds the streamed downloads of a process: how many at once, and how long a client may
-    leave one unread (see ``SEND_STALL_TIMEOUT``). Other routes pass through untouched."""
+def busy(detail: str) -> APIError:
+    return APIError(503, {"detail": detail}, {"Retry-After": "5"})
+
+
+class StreamGuard:
+    """Bounds the answers that stream (downloads and live feeds) of a process: how many at once,
+    and how long a client may leave one unread (see above). Other routes pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.running = 0
+        self.running = dict.fromkeys(_STREAMING, 0)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not STREAMED_DOWNLOADS.match(scope["path"]):
+        kind = None
+        if scope["type"] == "http":
+            kind = next((name for name, path in _STREAMING.items() if path.match(scope["path"])), None)
+        if kind is None:
             await self.app(scope, receive, send)
             return
-        limit, stall = MAX_STREAMED_DOWNLOADS, SEND_STALL_TIMEOUT  # read now: tests lower them
-        if self.running >= limit:
-            busy = APIError(
-                503,
-                {"detail": f"{limit} downloads are running: try again in a few seconds."},
-                {"Retry-After": "5"},
-            )
-            await _answer(send, busy, extra=busy.headers)
+        # read now: tests lower them
+        limit = MAX_STREAMED_DOWNLOADS if kind == "download" else MAX_LIVE_FEEDS
+        stall = SEND_STALL_TIMEOUT
+        if self.running[kind] >= limit:
+            refused = busy(f"{limit} {kind}s are running: try again in a few seconds.")
+            await _answer(send, refused, extra=refused.headers)
             return
         stalled = False
 
@@ -171,17 +186,20 @@ class DownloadGuard:
             try:
                 await asyncio.wait_for(send(message), stall)
             except asyncio.TimeoutError:
-                stalled = True  # the client stopped reading: end the answer, release its transaction
+                stalled = True  # the client stopped reading: end the answer, release what it holds
                 raise _Stalled() from None
 
-        self.running += 1
+        self.running[kind] += 1
         try:
             await self.app(scope, receive, guarded)
         except BaseException:
             if not stalled:  # (a task group may wrap _Stalled in an exception group)
                 raise
         finally:
-            self.running -= 1
+            self.running[kind] -= 1
+            release = scope.pop(RELEASE_SLOT, None)
+            if release is not None:
+                release()
 
 
 async def _answer(send: Send, error: APIError, close: bool = False, extra: dict[str, str] | None = None) -> None:
