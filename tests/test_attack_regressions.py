@@ -555,3 +555,44 @@ def test_one_user_cannot_take_every_connection_with_live_feeds(
     sock, head = open_feed(alice)
     sock.close()
     assert head.startswith(b"HTTP/1.1 200")
+
+
+# -- slow clients -------------------------------------------------------------------------------------
+
+
+def test_a_trickled_body_is_dropped_even_if_it_never_stalls(
+    iotile_cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slow POST: a byte every 10 s reset the 30 s idle timer for ever, so (without logging in) 511
+    such bodies held every connection the server admits and everyone else got 503. After BODY_GRACE
+    a body must average MIN_BODY_RATE bytes a second."""
+    import socket
+    import time
+
+    from iotile_cloud.server import limits
+
+    monkeypatch.setattr(limits, "BODY_GRACE", 1.0)
+    monkeypatch.setattr(limits, "MIN_BODY_RATE", 1000)
+    port = int(iotile_cloud.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/v1/auth/login/ HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Content-Length: 1000\r\n\r\n{"
+        )
+        started = time.monotonic()
+        answer = b""
+        sock.settimeout(0.2)
+        while time.monotonic() - started < 10 and not answer:
+            try:
+                sock.send(b" ")  # never idle: a byte every 0.2 s
+                answer = sock.recv(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+    assert answer.startswith(b"HTTP/1.1 408"), answer
+    assert b"too slow" in answer
+    assert time.monotonic() - started < 5
+    # a body sent at any ordinary speed is unaffected
+    fine = httpx.post(iotile_cloud.url + "/api/v1/auth/login/", json={"email": "x@example.com", "password": "y"})
+    assert fine.status_code == 401

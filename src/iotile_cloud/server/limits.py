@@ -28,6 +28,11 @@ MAX_JSON_DEPTH = 128
 MAX_JSON_CONTAINERS = 100_000
 # A body that stops arriving for this long is abandoned (slow clients hold no worker for ever).
 BODY_IDLE_TIMEOUT = 30.0
+# ... and one that trickles in must still average this many bytes a second once BODY_GRACE seconds
+# have passed: a byte every 10 s reset the idle timer for ever, so 511 such bodies held every
+# connection the server admits (512), without logging in. (A 16 MiB report at 1 KiB/s: 4.5 hours.)
+BODY_GRACE = 30.0
+MIN_BODY_RATE = 1024
 
 
 @dataclass(frozen=True)
@@ -91,16 +96,34 @@ class BodyLimitMiddleware:
         complete = False
         failure: APIError | None = None
         started = False
+        loop = asyncio.get_running_loop()
+        body_started: float | None = None
 
         async def counted() -> Message:
             # Past the cap (or a stalled body) the app sees a disconnect; ``guarded`` answers for it.
-            nonlocal seen, complete, failure
+            nonlocal seen, complete, failure, body_started
             if complete or failure is not None:
                 return await receive() if failure is None else {"type": "http.disconnect"}
+            now = loop.time()
+            if body_started is None:
+                body_started = now
+            # the later of: BODY_GRACE from the start, or when what arrived would be MIN_BODY_RATE
+            due = body_started + max(BODY_GRACE, seen / MIN_BODY_RATE)
+            wait = min(BODY_IDLE_TIMEOUT, due - now)
             try:
-                message = await asyncio.wait_for(receive(), BODY_IDLE_TIMEOUT)
+                if wait <= 0:
+                    raise asyncio.TimeoutError
+                message = await asyncio.wait_for(receive(), wait)
             except asyncio.TimeoutError:
-                failure = APIError(408, {"detail": f"Request body stalled for {BODY_IDLE_TIMEOUT:.0f} s."})
+                failure = APIError(
+                    408,
+                    {
+                        "detail": f"Request body stalled for {BODY_IDLE_TIMEOUT:.0f} s."
+                        if wait >= BODY_IDLE_TIMEOUT
+                        else f"Request body too slow: after {BODY_GRACE:.0f} s it must average "
+                        f"{MIN_BODY_RATE} bytes a second."
+                    },
+                )
                 return {"type": "http.disconnect"}
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
