@@ -480,10 +480,10 @@ def test_clients_that_stop_reading_downloads_cannot_exhaust_the_database_pool(
     import socket
     import time
 
-    from iotile_cloud.server import limits
+    from iotile_cloud.server import limits, run
 
     monkeypatch.setattr(limits, "MAX_STREAMED_DOWNLOADS", 2)
-    monkeypatch.setattr(limits, "SEND_STALL_TIMEOUT", 1.0)
+    monkeypatch.setattr(run, "SEND_STALL_TIMEOUT", 1.0)
     n = 150_000
     readings = [Reading(stream=0x5001, reading_id=1 + k, raw_timestamp=10 + k, value=k) for k in range(n)]
     report = SignedListReport(device=alice.device_id, report_id=1, sent_timestamp=n + 100, readings=readings)
@@ -596,3 +596,41 @@ def test_a_trickled_body_is_dropped_even_if_it_never_stalls(
     # a body sent at any ordinary speed is unaffected
     fine = httpx.post(iotile_cloud.url + "/api/v1/auth/login/", json={"email": "x@example.com", "password": "y"})
     assert fine.status_code == 401
+
+
+def test_an_answer_left_unread_is_ended(
+    alice: Tenant, iotile_cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any answer the client stops reading held its connection, task and body for ever: 511 unread
+    columns pages held every connection uvicorn admits (everyone else got 503) and +1 GiB of RSS."""
+    import re
+    import socket
+    import time
+
+    from iotile_cloud.server import run
+
+    monkeypatch.setattr(run, "SEND_STALL_TIMEOUT", 1.0)
+    n = 100_000
+    readings = [Reading(stream=0x5001, reading_id=1 + k, raw_timestamp=10 + k, value=k) for k in range(n)]
+    report = SignedListReport(device=alice.device_id, report_id=1, sent_timestamp=n + 100, readings=readings)
+    assert _upload(alice.http, "r.bin", report.encode()).status_code == 201
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", int(iotile_cloud.url.rsplit(":", 1)[1])))
+    auth = alice.http.headers["Authorization"]
+    sock.sendall(
+        f"GET /api/v1/stream/{alice.stream}/data/?page_size={n} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n"
+        "Accept: application/vnd.iotile.columns+json\r\n\r\n".encode()
+    )
+    head = sock.recv(4096)
+    length = re.search(rb"content-length: (\d+)", head, re.IGNORECASE)
+    assert head.startswith(b"HTTP/1.1 200") and length is not None
+    time.sleep(3)  # not reading: past the stall timeout the server ends the answer
+    body = head.split(b"\r\n\r\n", 1)[1]
+    while chunk := sock.recv(1 << 20):
+        body += chunk
+    sock.close()
+    assert len(body) < int(length.group(1))  # cut off, connection closed
+    whole = alice.http.get(f"/stream/{alice.stream}/data/", params={"page_size": 10})  # the server is fine
+    assert whole.status_code == 200 and whole.json()["count"] == n

@@ -94,7 +94,7 @@ class AppState:
     errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
 
     compactor: Compactor = field(init=False)
-    # Live feeds open in this process, by user (StreamGuard releases them when the answer ends).
+    # Live feeds open in this process, by user (limits.StreamGuard releases them when the answer ends).
     live_feeds: Counter[int] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:

@@ -148,15 +148,14 @@ class BodyLimitMiddleware:
             await _answer(send, failure, close=True)
 
 
-# Answers that stream hold resources until their last byte. Downloads (/df/, /stream/<slug>/parquet/
-# and csv/) read the database in one transaction, on one pooled connection: a client that stops
-# reading held it for ever, and a few such clients exhausted the pool (every other request then
-# waited 30 s for a connection and failed). Live feeds (/stream/<slug>/live/) last minutes each:
-# one user opening 511 of them took every connection uvicorn admits (512), and everyone else got
-# 503. So: at most MAX_STREAMED_DOWNLOADS downloads and MAX_LIVE_FEEDS live feeds at once per
-# process (more answer 503), MAX_LIVE_FEEDS_PER_USER of them for one user (the feed route counts
-# those), and an answer whose client takes no data for SEND_STALL_TIMEOUT seconds is ended.
-SEND_STALL_TIMEOUT = 30.0
+# Answers that stream hold resources until they end. Downloads (/df/, /stream/<slug>/parquet/ and
+# csv/) keep one read transaction on one pooled connection: 24 of them left unread exhausted the
+# pool (every other request waited 30 s for a connection and failed). Live feeds
+# (/stream/<slug>/live/) last minutes each: one user opening 511 of them took every connection
+# uvicorn admits (512) and everyone else got 503. So at most MAX_STREAMED_DOWNLOADS downloads and
+# MAX_LIVE_FEEDS live feeds run at once per process (more answer 503), MAX_LIVE_FEEDS_PER_USER of
+# them for one user (the feed route counts those). An answer left unread is dropped by the
+# connection itself (``run.SEND_STALL_TIMEOUT``).
 MAX_STREAMED_DOWNLOADS = 8
 MAX_LIVE_FEEDS = 128
 MAX_LIVE_FEEDS_PER_USER = 8
@@ -169,17 +168,13 @@ _STREAMING = {
 RELEASE_SLOT = "iotile_cloud.release_slot"
 
 
-class _Stalled(Exception):
-    pass
-
-
 def busy(detail: str) -> APIError:
     return APIError(503, {"detail": detail}, {"Retry-After": "5"})
 
 
 class StreamGuard:
-    """Bounds the answers that stream (downloads and live feeds) of a process: how many at once,
-    and how long a client may leave one unread (see above). Other routes pass through untouched."""
+    """Bounds the answers that stream (downloads and live feeds) of a process: see above. Other
+    routes pass through untouched."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -192,32 +187,14 @@ class StreamGuard:
         if kind is None:
             await self.app(scope, receive, send)
             return
-        # read now: tests lower them
-        limit = MAX_STREAMED_DOWNLOADS if kind == "download" else MAX_LIVE_FEEDS
-        stall = SEND_STALL_TIMEOUT
+        limit = MAX_STREAMED_DOWNLOADS if kind == "download" else MAX_LIVE_FEEDS  # read now: tests lower them
         if self.running[kind] >= limit:
             refused = busy(f"{limit} {kind}s are running: try again in a few seconds.")
             await _answer(send, refused, extra=refused.headers)
             return
-        stalled = False
-
-        async def guarded(message: Message) -> None:
-            nonlocal stalled
-            if message["type"] != "http.response.body":
-                await send(message)
-                return
-            try:
-                await asyncio.wait_for(send(message), stall)
-            except asyncio.TimeoutError:
-                stalled = True  # the client stopped reading: end the answer, release what it holds
-                raise _Stalled() from None
-
         self.running[kind] += 1
         try:
-            await self.app(scope, receive, guarded)
-        except BaseException:
-            if not stalled:  # (a task group may wrap _Stalled in an exception group)
-                raise
+            await self.app(scope, receive, send)
         finally:
             self.running[kind] -= 1
             release = scope.pop(RELEASE_SLOT, None)
