@@ -634,3 +634,66 @@ def test_an_answer_left_unread_is_ended(
     assert len(body) < int(length.group(1))  # cut off, connection closed
     whole = alice.http.get(f"/stream/{alice.stream}/data/", params={"page_size": 10})  # the server is fine
     assert whole.status_code == 200 and whole.json()["count"] == n
+
+
+# -- uploads being decoded --------------------------------------------------------------------------------
+
+
+def test_an_event_file_of_empty_arrays_is_refused_before_parsing(alice: Tenant) -> None:
+    """16 MiB of ``[],`` in an event file was parsed whole (on the event loop) to check it is JSON:
+    +500 MiB for one upload, and stored."""
+    import gzip
+
+    from iotile_cloud.reports.dictionary import MAX_CONTAINERS
+
+    n = (16 * 1024 * 1024 - 16) // 3
+    body = b"[" + b"[]," * (n - 1) + b"[]]"
+    fields = {"stream": alice.stream, "timestamp": "2026-01-01T00:00:00Z"}
+    for name, data in (("e.json", body), ("e.json.gz", gzip.compress(body))):
+        answer = alice.http.post("/event/upload/", files={"file": (name, data)}, data=fields)
+        assert answer.status_code == 400
+        assert answer.json() == {"file": [f"The file holds more than {MAX_CONTAINERS} objects and arrays."]}
+    ok = alice.http.post("/event/upload/", files={"file": ("e.json", b'{"x": [1, 2, 3]}')}, data=fields)
+    assert ok.status_code == 201
+
+
+def test_uploads_are_decoded_within_a_byte_budget(
+    alice: Tenant, iotile_cloud: CloudHelper, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Decoding takes 20-25 times a file's size: six 16 MiB dictionary reports at once took +3.1 GiB.
+    Files now hold their size in a per-process budget while they are decoded; the others wait."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from iotile_cloud.server.limits import ByteBudget
+    from iotile_cloud.server.routes import reports
+
+    monkeypatch.setattr(iotile_cloud._state, "upload_budget", ByteBudget(4 * 1024 * 1024))
+    running = peak = 0
+    lock = threading.Lock()
+    real = reports._store
+
+    def counted(*args: object) -> object:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+        try:
+            time.sleep(0.3)
+            return real(*args)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(reports, "_store", counted)
+    padding = b"x" * (3 * 1024 * 1024)  # 3 MiB: two do not fit in the 4 MiB budget
+    report = b'{"format":"v100","device":%d,"data":[],"pad":"%s"}' % (alice.device_id, padding)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: _upload(alice.http, "r.json", report).status_code, range(4)))
+    assert answers == [201] * 4
+    assert peak == 1
+    small = b'{"format":"v100","device":%d,"data":[]}' % alice.device_id
+    with ThreadPoolExecutor(4) as pool:  # small files pass each other
+        assert list(pool.map(lambda _: _upload(alice.http, "r.json", small).status_code, range(4))) == [201] * 4
+    assert peak > 1

@@ -18,6 +18,7 @@ from iotile_cloud.server import db
 from iotile_cloud.server.compaction import Compactor
 from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
+from iotile_cloud.server.limits import UPLOAD_BUDGET, ByteBudget
 from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest, write_private
 
 ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
@@ -94,6 +95,8 @@ class AppState:
     errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
 
     compactor: Compactor = field(init=False)
+    # Uploaded files being decoded in this process (see limits.UPLOAD_BUDGET).
+    upload_budget: ByteBudget = field(default_factory=lambda: ByteBudget(UPLOAD_BUDGET))
     # Live feeds open in this process, by user (limits.StreamGuard releases them when the answer ends).
     live_feeds: Counter[int] = field(default_factory=Counter)
 
