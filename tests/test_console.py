@@ -16,6 +16,7 @@ import orjson
 import pytest
 import sqlalchemy as sa
 
+from iotile_cloud.api.connection import Api
 from iotile_cloud.server import db, points
 from iotile_cloud.server.console.session import COOKIE
 from iotile_cloud.server.routes.auth import create_user
@@ -118,8 +119,9 @@ def test_sign_in_needs_its_form_token_and_refuses_foreign_redirects(cloud: Cloud
 
 
 def test_sign_in_with_an_api_token(cloud: CloudHelper) -> None:
-    with cloud.engine.connect() as conn:
-        token = conn.execute(sa.select(db.users.c.api_token).where(db.users.c.email == USER[0])).scalar_one()
+    api = Api(cloud.url)
+    assert api.login(email=USER[0], password=USER[1])
+    token = httpx.get(cloud.url + "/api/v1/auth/token/", headers={"Authorization": f"jwt {api.token}"}).json()["token"]
     client = httpx.Client(base_url=cloud.url, timeout=30)
     form = client.get("/signin")
     answer = client.post("/signin", data={"csrf_token": csrf_of(form.text), "token": token})

@@ -516,8 +516,10 @@ def test_device_reset_trim_and_upgrade(cloud: CloudHelper, api: Api, world: Worl
     assert reset.status_code == 202 and reset.json()["reset"] == "scheduled"
     assert api.data.get(filter=world.stream)["count"] == 0
     assert api.property.get(target=world.device)["count"] == 1
-    upgrade = world["reader"].post(f"/device/{world.device}/upgrade/", json={"firmware": "2.1.0"})
+    upgrade = world["member"].post(f"/device/{world.device}/upgrade/", json={"firmware": "2.1.0"})
     assert upgrade.json() == {"slug": world.device, "msg": f"Device {world.device} firmware upgraded to 2.1.0"}
+    # the notice is a note on the device: a write, so not for read-only members
+    assert world["reader"].post(f"/device/{world.device}/upgrade/", json={"firmware": "2.1.0"}).status_code == 403
     assert world["owner"].post(f"/device/{world.device}/upgrade/", json={"firmware": "x" * 11}).status_code == 400
     assert world["outsider"].post(f"/device/{world.device}/reset/", json={}).status_code == 403
 

@@ -13,10 +13,33 @@ from iotile_cloud.reports.binary import ReportError
 from iotile_cloud.reports.timestamps import rtc_time
 from iotile_cloud.utils.basic import str_to_datetime
 
-__all__ = ["DictReading", "DictEvent", "DictionaryReport"]
+__all__ = ["DictReading", "DictEvent", "DictionaryReport", "MAX_CONTAINERS"]
+
+# A map or array costs one byte on the wire but ~60-100 bytes in Python (and as much again in the
+# plain copy _text makes): a report may hold at most MAX_CONTAINERS of them (as many as the largest
+# binary report has readings), so 16 MiB of empty ``[]`` is refused at ~1M containers, not built
+# into gigabytes.
+MAX_CONTAINERS = 1 << 20
 
 
-@dataclass
+def _too_many_containers() -> ReportError:
+    return ReportError(f"The report holds more than {MAX_CONTAINERS} maps and arrays")
+
+
+class _Budget:
+    """msgpack hooks counting the maps and arrays as they complete: the unpacking stops at the limit."""
+
+    def __init__(self) -> None:
+        self.left = MAX_CONTAINERS
+
+    def spend(self, value: Any) -> Any:
+        self.left -= 1
+        if self.left < 0:
+            raise _too_many_containers()
+        return value
+
+
+@dataclass(slots=True)
 class DictReading:
     stream: int
     reading_id: int
@@ -25,7 +48,7 @@ class DictReading:
     value: int | float
 
 
-@dataclass
+@dataclass(slots=True)
 class DictEvent:
     stream: int
     reading_id: int
@@ -198,8 +221,13 @@ class DictionaryReport:
 
     @classmethod
     def decode_msgpack(cls, data: bytes) -> DictionaryReport:
+        budget = _Budget()
         try:
-            raw = msgpack.unpackb(data, raw=True, strict_map_key=False)
+            raw = msgpack.unpackb(
+                data, raw=True, strict_map_key=False, object_hook=budget.spend, list_hook=budget.spend
+            )
+        except ReportError:
+            raise
         except (ValueError, TypeError, msgpack.UnpackException) as error:
             # TypeError: a map or list used as a map key (unhashable)
             raise ReportError(f"Not a msgpack report: {error or type(error).__name__}") from None
@@ -207,6 +235,9 @@ class DictionaryReport:
 
     @classmethod
     def decode_json(cls, data: bytes) -> DictionaryReport:
+        # Every container starts with one of these bytes (strings may hold some too: an upper bound).
+        if data.count(b"{") + data.count(b"[") > MAX_CONTAINERS:
+            raise _too_many_containers()
         try:
             raw = orjson.loads(data)
         except orjson.JSONDecodeError as error:

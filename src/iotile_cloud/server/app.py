@@ -23,7 +23,7 @@ from iotile_cloud import __version__
 from iotile_cloud.server import db
 from iotile_cloud.server.context import AppState
 from iotile_cloud.server.http import JSON, APIError
-from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits
+from iotile_cloud.server.limits import BodyLimitMiddleware, BodyLimits, StreamGuard
 from iotile_cloud.server.security import JwtCodec, load_or_create_secret, private_dir, private_sqlite
 
 log = logging.getLogger("iotile_cloud.server")
@@ -79,6 +79,7 @@ def create_app(
     for router in routers():
         app.include_router(router, prefix=API)
     app.add_middleware(BodyLimitMiddleware, api=app, limits=limits or BodyLimits())
+    app.add_middleware(StreamGuard)
     from iotile_cloud.server import console
 
     console.mount(app, API)

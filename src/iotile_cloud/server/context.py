@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -17,7 +18,8 @@ from iotile_cloud.server import db
 from iotile_cloud.server.compaction import Compactor
 from iotile_cloud.server.counters import ERRORS, REQUESTS, SharedCounter
 from iotile_cloud.server.http import APIError, flag, forbidden, not_authenticated
-from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest
+from iotile_cloud.server.limits import UPLOAD_BUDGET, ByteBudget
+from iotile_cloud.server.security import KDF_CONCURRENCY, JwtCodec, TokenError, token_digest, write_private
 
 ROLE_NAMES = {"a0": "Owner", "a1": "Admin", "m1": "Member", "r1": "Read Only"}
 ADMIN_ROLES = frozenset({"a0", "a1"})
@@ -93,6 +95,10 @@ class AppState:
     errors: SharedCounter = field(init=False)  # answers with a 4xx/5xx status (the mock cloud reports it)
 
     compactor: Compactor = field(init=False)
+    # Uploaded files being decoded in this process (see limits.UPLOAD_BUDGET).
+    upload_budget: ByteBudget = field(default_factory=lambda: ByteBudget(UPLOAD_BUDGET))
+    # Live feeds open in this process, by user (limits.StreamGuard releases them when the answer ends).
+    live_feeds: Counter[int] = field(default_factory=Counter)
 
     def __post_init__(self) -> None:
         self.requests = SharedCounter(self.engine, REQUESTS)
@@ -131,9 +137,32 @@ class AppState:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One transaction: committed whole, or rolled back whole on any error."""
-        with self.engine.begin() as conn:
-            yield conn
+        """One transaction: committed whole, or rolled back whole on any error, files written for it
+        through :func:`write_file` included."""
+        written: list[Path] = []
+        try:
+            with self.engine.begin() as conn:
+                conn.info[_WRITTEN_FILES] = written
+                try:
+                    yield conn
+                finally:
+                    conn.info.pop(_WRITTEN_FILES, None)
+        except BaseException:
+            for path in written:
+                path.unlink(missing_ok=True)
+            raise
+
+
+_WRITTEN_FILES = "iotile_cloud.written_files"
+
+
+def write_file(conn: Connection, path: Path, data: bytes) -> None:
+    """Write an owner-only file that belongs to ``conn``'s transaction (``AppState.write``): it is
+    removed again when the transaction rolls back, so a refused request leaves nothing on disk."""
+    written = conn.info.get(_WRITTEN_FILES)
+    if written is not None:
+        written.append(path)
+    write_private(path, data)
 
 
 def state(request: Request) -> AppState:

@@ -34,16 +34,25 @@ __all__ = ["serve", "prepare", "Supervisor", "LiveServer", "ServerProcess", "sel
 # at most this many connections are served at once (more get 503 rather than exhausting descriptors).
 HEAD_TIMEOUT = 10.0
 MAX_CONNECTIONS = 512
+# An answer the client stops taking is dropped after this many seconds. Whatever is not yet sent
+# waits in the connection's write buffer (a whole 5 MiB page, or a download's next piece, which also
+# holds a database transaction): 511 unread pages held every connection the server admits and
+# +1 GiB; 24 unread downloads exhausted the database pool.
+SEND_STALL_TIMEOUT = 30.0
 
 
 class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline on each request head.
+    """uvicorn's h11 protocol with a deadline on each request head, and on each answer the client
+    stops reading.
 
     uvicorn times out idle keep-alive connections only after a response; a client that connects and
-    then trickles its headers (slowloris) would otherwise hold its connection for ever.
+    then trickles its headers (slowloris) would otherwise hold its connection for ever. And it never
+    gives up on a client that does not read: the transport pauses writing above its high-water mark
+    and waits for ever, holding the unsent answer (and a streamed answer's generator) meanwhile.
     """
 
     _head_deadline: asyncio.TimerHandle | None = None
+    _send_deadline: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -54,9 +63,27 @@ class GuardedH11Protocol(H11Protocol):
         self._watch_head()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
+        for deadline in (self._head_deadline, self._send_deadline):
+            if deadline is not None:
+                deadline.cancel()
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_deadline is None:  # read at call time, so tests may shorten it
+            self._send_deadline = self.loop.call_later(SEND_STALL_TIMEOUT, self._drop_stalled)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_deadline is not None:
+            self._send_deadline.cancel()
+            self._send_deadline = None
+
+    def _drop_stalled(self) -> None:
+        """The client took nothing for SEND_STALL_TIMEOUT seconds: drop the connection and its unsent
+        answer (uvicorn then reports a disconnect, which ends a streamed answer and its transaction)."""
+        self._send_deadline = None
+        self.transport.abort()
 
     def _watch_head(self) -> None:
         waiting = self.conn.their_state is h11.IDLE

@@ -128,6 +128,11 @@ def _read_secret(path: Path) -> str:
     return secret
 
 
+def _is_id(value: Any) -> bool:
+    """A row id as stored: a 64-bit integer (not a bool, a string or a container)."""
+    return isinstance(value, int) and not isinstance(value, bool) and -(1 << 63) <= value < 1 << 63
+
+
 class TokenError(Exception):
     """A JWT could not be accepted; the message is the one DRF-JWT gives."""
 
@@ -161,14 +166,19 @@ class JwtCodec:
         return jwt.encode(payload, self.secret, algorithm="HS256")
 
     def decode(self, token: str, verify_exp: bool = True) -> dict[str, Any]:
+        """The claims of a token this server signed: every one expires (``exp`` is required) and
+        names its user by an integer id (a device token, its device too)."""
         try:
             payload: dict[str, Any] = jwt.decode(
-                token, self.secret, algorithms=["HS256"], options={"verify_exp": verify_exp}
+                token, self.secret, algorithms=["HS256"], options={"verify_exp": verify_exp, "require": ["exp"]}
             )
         except jwt.ExpiredSignatureError:
             raise TokenError("Signature has expired.") from None
         except jwt.PyJWTError:
             raise TokenError("Error decoding signature.") from None
+        for claim in ("user_id", "device") if payload.get("type") == "a-jwt" else ("user_id",):
+            if not _is_id(payload.get(claim)):
+                raise TokenError("Error decoding signature.")
         return payload
 
     def refresh(self, token: str, user: Any) -> str:

@@ -20,9 +20,9 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from iotile_cloud.server import db, model, points, rollups
+from iotile_cloud.server import db, limits, model, points, rollups
 from iotile_cloud.server.context import Principal, current_user, state
-from iotile_cloud.server.http import JSON, APIError
+from iotile_cloud.server.http import JSON, APIError, int64_or_none
 from iotile_cloud.server.routes.data import point_query
 from iotile_cloud.server.routes.streams import stream_by_slug
 from iotile_cloud.utils.basic import iso_from_micros
@@ -201,11 +201,25 @@ async def stream_live(slug: str, request: Request, principal: Principal = Depend
             return stream, model.converter(conn, stream)
 
     stream, conv = await run_in_threadpool(open_stream)
+    # One user may hold only a few feeds open (limits.StreamGuard bounds them all and releases this).
+    feeds, user = state(request).live_feeds, principal.user_id
+    if feeds[user] >= limits.MAX_LIVE_FEEDS_PER_USER:
+        raise limits.busy(f"You have {limits.MAX_LIVE_FEEDS_PER_USER} live feeds open: close one, or try again later.")
+    feeds[user] += 1
+
+    def release() -> None:
+        feeds[user] -= 1
+        if feeds[user] <= 0:
+            del feeds[user]
+
+    request.scope[limits.RELEASE_SLOT] = release
     if resume:
-        try:
-            after = int(resume)
-        except ValueError:
-            raise APIError(400, {"detail": "Last-Event-ID and after must be a point id"}) from None
+        # Checked before the answer starts: past 64 bits the first poll failed mid-stream (a
+        # dropped connection instead of a 400).
+        parsed = int64_or_none(resume)
+        if parsed is None:
+            raise APIError(400, {"detail": "Last-Event-ID and after must be a point id"})
+        after = parsed
     else:
         after = await run_in_threadpool(_newest_id, request, stream.pk)
 

@@ -16,18 +16,19 @@ import jinja2
 import orjson
 import sqlalchemy as sa
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Connection
 
 from iotile_cloud import __version__
-from iotile_cloud.server import catalog, db, serialize
+from iotile_cloud.server import catalog, db, serialize, throttle
 from iotile_cloud.server.console import session as sessions
 from iotile_cloud.server.context import ROLE_NAMES, Principal, state
 from iotile_cloud.server.http import APIError, Pager
 from iotile_cloud.server.routes import auth, devices, notes, orgs, reports
 from iotile_cloud.server.routes.streams import stream_by_slug
-from iotile_cloud.server.security import check_password
+from iotile_cloud.server.security import token_digest
 from iotile_cloud.utils.gid import int2did, int2pid
 
 PAGE = (25, 100)
@@ -228,21 +229,46 @@ async def signin(request: Request) -> Response:
     password = str(form.get("password") or "")
     api_token = str(form.get("token") or "").strip()
     app = state(request)
-    with app.read() as conn:
+    # The API's own login path: failed attempts counted per account and client (429 past the
+    # limits, before any hashing), the password hash checked off the event loop in a KDF slot.
+    try:
         if api_token:
-            user = conn.execute(sa.select(db.users).where(db.users.c.api_token == api_token)).first()
-            good = user is not None
+            user = await run_in_threadpool(_token_login, request, api_token)
         else:
-            user = auth.find_login(conn, email) if email else None
-            good = check_password(user.password_hash if user else None, password) and user is not None
-    if not good or user is None or not user.is_active:
+            user = await auth._password_login(request, email, password) if email else None
+    except APIError as error:
+        if error.status != 429:
+            raise
+        response = _signin_page(request, str(error.body.get("detail", "")), status=429)
+        response.headers.update(error.headers or {})
+        return response
+    if user is None or not user.is_active:
         return _signin_page(request, "Those credentials were not accepted.", status=401)
-    with app.write() as conn:
-        token = sessions.open_session(conn, int(user.id))
+
+    def open_session() -> str:
+        with app.write() as conn:
+            return sessions.open_session(conn, int(user.id))
+
+    token = await run_in_threadpool(open_session)
     response = RedirectResponse(_safe_next(str(form.get("next") or "")), status_code=303)
     sessions.set_cookie(response, request, token)
     response.delete_cookie(_SIGNIN_CSRF, path="/signin")
     return response
+
+
+def _token_login(request: Request, api_token: str) -> Any:
+    """The user whose API token this is (the database keeps only its digest, which is not a
+    credential); failures count against the client address like failed passwords."""
+    app = state(request)
+    client = throttle.keys(request, "")[1:]
+    now = db.now_us()
+    with app.read() as conn:
+        throttle.check(conn, client, now)
+        user = conn.execute(sa.select(db.users).where(db.users.c.api_token == token_digest(api_token))).first()
+    if user is None:
+        with app.write() as conn:
+            throttle.record(conn, client, False, now)
+    return user
 
 
 @router.post("/signout")

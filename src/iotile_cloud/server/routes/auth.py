@@ -88,6 +88,13 @@ async def _password_login(request: Request, login: str, password: str) -> Any:
     return user if ok else None
 
 
+async def hashed(request: Request, password: str) -> str:
+    """The password's argon2 hash, made as logins check theirs: waiting for a KDF slot as a coroutine
+    (a flood of signups queues cheaply instead of holding the thread pool every route shares)."""
+    async with state(request).kdf_queue:
+        return await run_in_threadpool(hash_password, password)
+
+
 def shown_api_token(request: Request, user: Any) -> str:
     """The user's API token, its digest stored the first time (accounts made before hashing get a new one)."""
     token = api_token_for(state(request).jwt.secret, int(user.id))
@@ -211,8 +218,10 @@ def create_user(
     tagline: str = "",
     is_staff: bool = False,
     is_owner: bool = False,
+    password_hash: str | None = None,
 ) -> Any:
-    """Insert a user (shared by signup, ``admin create-user`` and the test fixtures)."""
+    """Insert a user (shared by signup, ``admin create-user`` and the test fixtures); ``password_hash``
+    when the caller hashed ``password`` already (off the request's thread, see :func:`hashed`)."""
     now = db.now_us()
     user_id = db.new_id(
         conn.execute(
@@ -222,7 +231,7 @@ def create_user(
                 email=email.lower(),
                 name=name,
                 tagline=tagline,
-                password_hash=hash_password(password),
+                password_hash=password_hash or hash_password(password),
                 api_token=new_api_token(),
                 is_staff=is_staff,
                 is_owner=is_owner,
@@ -249,7 +258,7 @@ def create_user(
     status_code=201,
     summary="Sign up (accounts are active at once on a local server)",
 )
-def signup(request: Request, body: Body = Depends(json_body)) -> Response:
+async def signup(request: Request, body: Body = Depends(json_body)) -> Response:
     fields = Fields(as_object(body))
     email = fields.text("email", required=True, allow_blank=False, max_length=254)
     username = fields.text("username", required=True, allow_blank=False, max_length=150)
@@ -268,7 +277,8 @@ def signup(request: Request, body: Body = Depends(json_body)) -> Response:
     if password != confirm:
         fields.error("confirm_password", "Passwords do not match")
     fields.check()
-    with state(request).write() as conn:
+
+    def check_free(conn: sa.Connection) -> None:
         taken = conn.execute(
             sa.select(db.users.c.email, db.users.c.username).where(
                 sa.or_(db.users.c.email == email.lower(), db.users.c.slug == username.lower())
@@ -280,7 +290,26 @@ def signup(request: Request, body: Body = Depends(json_body)) -> Response:
             else:
                 fields.error("username", "A user with that username already exists.")
             fields.check()
-        user = create_user(conn, email=email, username=username, password=password, name=name, tagline=tagline)
+
+    def check_first() -> None:
+        with state(request).read() as conn:
+            check_free(conn)
+
+    def store(password_hash: str) -> Any:
+        with state(request).write() as conn:
+            check_free(conn)  # again: another signup may have taken the name while this one hashed
+            return create_user(
+                conn,
+                email=email,
+                username=username,
+                password=password,
+                name=name,
+                tagline=tagline,
+                password_hash=password_hash,
+            )
+
+    await run_in_threadpool(check_first)
+    user = await run_in_threadpool(store, await hashed(request, password))
     out = serialize.account(user)
     return JSON(
         {k: out[k] for k in ("id", "slug", "created_at", "username", "email", "name", "tagline")}, status_code=201

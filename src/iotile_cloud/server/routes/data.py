@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection, Row
 
 from iotile_cloud import wire
 from iotile_cloud.server import db, model, points
-from iotile_cloud.server.context import Principal, device_or_user, state
+from iotile_cloud.server.context import Principal, device_or_user, state, write_file
 from iotile_cloud.server.db import iso
 from iotile_cloud.server.http import (
     JSON,
@@ -37,7 +37,7 @@ from iotile_cloud.server.http import (
 )
 from iotile_cloud.server.limits import inflated_chunks
 from iotile_cloud.server.routes.streams import stream_by_slug
-from iotile_cloud.server.security import private_dir, write_private
+from iotile_cloud.server.security import private_dir
 from iotile_cloud.utils.basic import iso_from_micros
 from iotile_cloud.utils.gid import IOTileDeviceSlug, IOTileStreamSlug, IOTileVariableSlug, int2did, int2pid
 
@@ -602,7 +602,7 @@ def insert_event(
     event_id = int(db.new_id(conn.execute(sa.insert(db.events).values(stream_pk=stream_pk, ext=ext, **values))))
     if raw is not None:
         name = f"{event_id}.{ext}"
-        write_private(folder / name, raw)
+        write_file(conn, folder / name, raw)  # gone again if the transaction rolls back
         conn.execute(sa.update(db.events).where(db.events.c.id == event_id).values(data_path=f"events/{name}"))
     return event_id
 

@@ -247,7 +247,7 @@ def device_trim(
     "/device/{slug}/upgrade/",
     openapi_extra=body_doc(["firmware"], firmware="string"),
     status_code=202,
-    summary="Record that a device's firmware was upgraded (a system note)",
+    summary="Record that a device's firmware was upgraded (a system note; members)",
 )
 def device_upgrade(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
@@ -257,6 +257,8 @@ def device_upgrade(
     fields.check()
     with state(request).write() as conn:
         device = readable_device(conn, principal, slug)
+        if not principal.can_write_data(conn, device.org_id):  # a note is a write: not for read-only members
+            raise forbidden()
         msg = f"Device {slug} firmware upgraded to {firmware}"
         # The original e-mailed the org; locally the notice is kept as a system note on the device.
         add_note(conn, f"d--{int2did(device.id)}", msg, principal.user_id, "si")

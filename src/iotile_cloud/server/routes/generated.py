@@ -222,4 +222,8 @@ def generated_file(
     path = _folder(app.data_dir, row.id) / name
     if "/" in name or not path.is_file():
         raise not_found()
-    return FileResponse(path)
+    # Always a download, never rendered: an uploaded HTML or SVG file must not run in this origin,
+    # where the console's session cookie signs in whoever follows the link (as note attachments).
+    return FileResponse(
+        path, filename=name, content_disposition_type="attachment", headers={"X-Content-Type-Options": "nosniff"}
+    )

@@ -311,7 +311,9 @@ def request_create(
         )
         if org_id is None:
             fields.error("org", f"Object with slug={org} does not exist.")
-        if script_row is None:
+        # The script and the fleet must be the org's own: a request is served to every device of
+        # its fleet, so another org's fleet would put this org's update in front of their devices.
+        if script_row is None or script_row.org_id != org_id:
             fields.error("script", f"Object with slug={script} does not exist.")
         fleet_id = None
         if fleet:
@@ -320,7 +322,8 @@ def request_create(
             except (ValueError, TypeError):
                 fleet_id = None
             exists = fleet_id is not None and 0 < fleet_id < 1 << 31
-            if not exists or conn.execute(sa.select(db.fleets.c.id).where(db.fleets.c.id == fleet_id)).first() is None:
+            fleet_org = conn.execute(sa.select(db.fleets.c.org_id).where(db.fleets.c.id == fleet_id)).first()
+            if not exists or fleet_org is None or fleet_org.org_id != org_id:
                 fields.error("fleet", f"Object with slug={fleet} does not exist.")
         fields.check()
         if not principal.can_admin(conn, org_id):

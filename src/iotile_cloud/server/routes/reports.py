@@ -20,8 +20,9 @@ from iotile_cloud.reports import (
     decode_report,
     report_kind,
 )
+from iotile_cloud.reports.dictionary import MAX_CONTAINERS
 from iotile_cloud.server import db, serialize
-from iotile_cloud.server.context import Principal, device_or_user, state
+from iotile_cloud.server.context import Principal, device_or_user, state, write_file
 from iotile_cloud.server.http import (
     STANDARD,
     APIError,
@@ -35,8 +36,9 @@ from iotile_cloud.server.http import (
     parse_datetime,
 )
 from iotile_cloud.server.ingest import DEVICE_BY_ID, PROJECT_BY_ID, ingest_report
-from iotile_cloud.server.limits import check_depth, inflate
+from iotile_cloud.server.limits import MAX_INFLATED_BYTES, check_depth, inflate
 from iotile_cloud.server.routes.orgs import add_member
+from iotile_cloud.server.security import private_dir
 from iotile_cloud.server.serialize import Lookup
 from iotile_cloud.utils.gid import IOTileStreamerSlug, int2did
 
@@ -82,18 +84,26 @@ async def receive_report(request: Request, principal: Principal, stamp: str) -> 
     from fastapi.concurrency import run_in_threadpool
 
     form = await _form(request)
-    upload = await _read_file(form)
-    if upload is None:
-        raise APIError(400, {"error": "missing request.data['file']"})
-    filename, data = upload
-    try:
-        report_kind(filename)
-    except ReportError as error:
-        raise APIError(400, [str(error)]) from None
-    received = parse_datetime(stamp)
-    if received is None:
-        raise APIError(400, ["Upload function requires a ?timestamp=str argument in UTC format"])
-    return await run_in_threadpool(_store, request, principal, filename, data, received)
+    async with state(request).upload_budget.hold(_upload_size(form)):
+        upload = await _read_file(form)
+        if upload is None:
+            raise APIError(400, {"error": "missing request.data['file']"})
+        filename, data = upload
+        try:
+            report_kind(filename)
+        except ReportError as error:
+            raise APIError(400, [str(error)]) from None
+        received = parse_datetime(stamp)
+        if received is None:
+            raise APIError(400, ["Upload function requires a ?timestamp=str argument in UTC format"])
+        return await run_in_threadpool(_store, request, principal, filename, data, received)
+
+
+def _upload_size(form: Any, name: str = "file") -> int:
+    """The bytes of the form's file (spooled to disk by the parser, not read yet): its weight in the
+    process's upload budget (decoding a 16 MiB report took 300-400 MiB; six at once, +3.1 GiB)."""
+    upload = form.get(name) if form else None
+    return int(upload.size or 0) if isinstance(upload, UploadFile) else 0
 
 
 def _store(request: Request, principal: Principal, filename: str, data: bytes, received: Any) -> Response:
@@ -112,7 +122,7 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
             # Test fixtures only: as the original mock cloud, keep the record of a report from a device
             # that is not claimed (or not known) without storing its readings.
             report_id = _record_unclaimed(conn, report, principal)
-            save_raw_report(app.data_dir, report_id, data)
+            save_raw_report(conn, app.data_dir, report_id, data)
             return JSON({"count": len(report.readings)}, status_code=201)
         if device is None:
             raise APIError(404, {"detail": f"Device d--{int2did(report.device)} not found"})
@@ -147,7 +157,7 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
             app.data_dir,
             len(data),
         )
-        save_raw_report(app.data_dir, result.record_id, data)
+        save_raw_report(conn, app.data_dir, result.record_id, data)
     # "count" (readings in the report) is what clients have always read; the rest tells what was new.
     return JSON(
         {
@@ -160,11 +170,11 @@ def _store(request: Request, principal: Principal, filename: str, data: bytes, r
     )
 
 
-def save_raw_report(data_dir: Path, report_id: str, data: bytes) -> None:
-    """Keep the uploaded file as received (``<data dir>/reports/<report id>``)."""
-    folder = data_dir / "reports"
-    folder.mkdir(exist_ok=True)
-    (folder / report_id).write_bytes(data)
+def save_raw_report(conn: Any, data_dir: Path, report_id: str, data: bytes) -> None:
+    """Keep the uploaded file as received (``<data dir>/reports/<report id>``), owner-only like
+    everything else in the data directory (0700 folder, 0600 file, whatever the umask), and only
+    if the report's transaction commits."""
+    write_file(conn, private_dir(data_dir / "reports") / report_id, data)
 
 
 def _fixture_org(conn: Any, principal: Principal) -> str:
@@ -306,23 +316,35 @@ async def upload_event(request: Request, principal: Principal = Depends(device_o
     from fastapi.concurrency import run_in_threadpool
 
     form = await _form(request)
-    upload = await _read_file(form)
-    if upload is None:
-        raise APIError(400, {"file": ["No file was submitted."]})
-    filename, data = upload
-    lowered = filename.lower()
-    if not lowered.endswith((".json", ".json.gz")):
-        raise APIError(400, ["Unsupported extension for Stream Event"])
-    payload = inflate(data) if lowered.endswith(".gz") else data
+    upload_file = form.get("file") if form else None
+    gzipped = isinstance(upload_file, UploadFile) and (upload_file.filename or "").lower().endswith(".gz")
+    weight = MAX_INFLATED_BYTES if gzipped else _upload_size(form)  # what it may inflate to
+    async with state(request).upload_budget.hold(weight):
+        upload = await _read_file(form)
+        if upload is None:
+            raise APIError(400, {"file": ["No file was submitted."]})
+        filename, data = upload
+        lowered = filename.lower()
+        if not lowered.endswith((".json", ".json.gz")):
+            raise APIError(400, ["Unsupported extension for Stream Event"])
+        await run_in_threadpool(_check_event_file, data, lowered.endswith(".gz"))
+        fields = {k: v for k, v in form.items() if isinstance(v, str)}
+        return await run_in_threadpool(
+            _store_event, request, principal, fields, data, "json.gz" if lowered.endswith(".gz") else "json"
+        )
+
+
+def _check_event_file(data: bytes, gzipped: bool) -> None:
+    """400 unless the file is JSON (inflated first when gzipped), in the thread pool: inflating and
+    parsing 16 MiB on the event loop held every other request meanwhile. Its maps and arrays are
+    counted first, as a dictionary report's: 16 MiB of ``[]`` parsed was +500 MiB."""
+    payload = inflate(data) if gzipped else data
+    if payload.count(b"{") + payload.count(b"[") > MAX_CONTAINERS:
+        raise APIError(400, {"file": [f"The file holds more than {MAX_CONTAINERS} objects and arrays."]})
     try:
         orjson.loads(payload)
     except orjson.JSONDecodeError:
         raise APIError(400, {"file": ["The file is not valid JSON (or gzipped JSON)."]}) from None
-    del payload
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
-    return await run_in_threadpool(
-        _store_event, request, principal, fields, data, "json.gz" if lowered.endswith(".gz") else "json"
-    )
 
 
 def _store_event(request: Request, principal: Principal, form: dict[str, str], data: bytes, ext: str) -> Response:

@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 
 import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
@@ -29,10 +30,10 @@ from iotile_cloud.server.http import (
     not_found,
 )
 from iotile_cloud.server.routes import data, devices, reports
+from iotile_cloud.server.routes.auth import hashed
 from iotile_cloud.server.routes.device_actions import catalog_item
 from iotile_cloud.server.routes.orgs import NO_ACCESS, add_member, visible_org, visible_project
 from iotile_cloud.server.routes.streams import stream_by_slug, variable_by_slug
-from iotile_cloud.server.security import hash_password
 from iotile_cloud.utils.gid import int2pid
 
 router = APIRouter()
@@ -58,7 +59,7 @@ def with_query(request: Request, **params: str) -> Request:
     status_code=201,
     summary="Set your own password",
 )
-def account_set_password(
+async def account_set_password(
     slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
 ) -> Response:
     assert principal.user is not None
@@ -69,12 +70,17 @@ def account_set_password(
     if password is not None and len(password) < 8:
         fields.error("password", "This password is too short. It must contain at least 8 characters.")
     fields.check()
-    with state(request).write() as conn:
-        conn.execute(
-            sa.update(db.users)
-            .where(db.users.c.id == principal.user_id)
-            .values(password_hash=hash_password(str(password)), updated_at=db.now_us())
-        )
+    password_hash = await hashed(request, str(password))
+
+    def store() -> None:
+        with state(request).write() as conn:
+            conn.execute(
+                sa.update(db.users)
+                .where(db.users.c.id == principal.user_id)
+                .values(password_hash=password_hash, updated_at=db.now_us())
+            )
+
+    await run_in_threadpool(store)
     return JSON({"status": "password set"}, status_code=201)
 
 
