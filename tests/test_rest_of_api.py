@@ -547,23 +547,32 @@ def test_device_sg_template_versions_filterlog(world: World) -> None:
 
 def test_invite_a_member_who_accepts(cloud: CloudHelper, world: World) -> None:
     invited = world["owner"].post(f"/org/{world.org}/invite/", json={"email": "New.Person@example.com", "role": "r1"})
-    assert (invited.status_code, invited.json()) == (201, {"email": "new.person@example.com"})
+    assert invited.status_code == 201 and invited.json()["email"] == "new.person@example.com"
+    token = invited.json()["token"]
+    with cloud.engine.connect() as conn:  # only its digest is kept
+        stored = conn.execute(sa.select(db.invitations.c.token)).scalar_one()
+    assert stored != token and len(stored) == 64
     pending = world["owner"].get(f"/org/{world.org}/pending/").json()
     assert [(p["email"], p["sent_by"]) for p in pending["results"]] == [("new.person@example.com", "test")]
     assert world["member"].get(f"/org/{world.org}/pending/").status_code == 403
     assert world["member"].post(f"/org/{world.org}/invite/", json={"email": "x@example.com"}).status_code == 403
     assert world["outsider"].post(f"/org/{world.org}/invite/", json={"email": "x@example.com"}).status_code == 404
     assert world["owner"].post(f"/org/{world.org}/invite/", json={"email": "not-an-email"}).status_code == 400
-    # The invitee signs up (or already has an account) and accepts.
+    # The invitee signs up (or already has an account) and accepts with the token the admin passed on:
+    # signing up with the invited address is not enough (nobody checks who owns an email here).
     newcomer = _login(cloud, "new.person@example.com", "newcomer")
     with _client(cloud, f"jwt {newcomer.token}") as client:
         assert client.get(f"/org/{world.org}/").status_code == 404
-        accepted = client.post(f"/org/{world.org}/accept/")
+        assert client.post(f"/org/{world.org}/accept/", json={}).status_code == 400
+        assert client.post(f"/org/{world.org}/accept/", json={"token": "guess"}).status_code == 404
+        accepted = client.post(f"/org/{world.org}/accept/", json={"token": token})
         assert accepted.status_code == 201 and accepted.json()["role"] == "r1"
         assert client.get(f"/org/{world.org}/").status_code == 200
-        assert client.post(f"/org/{world.org}/accept/").status_code == 404
+        assert client.post(f"/org/{world.org}/accept/", json={"token": token}).status_code == 404
     assert world["owner"].get(f"/org/{world.org}/pending/").json()["count"] == 0
-    assert world["outsider"].post(f"/org/{world.org}/accept/").status_code == 404
+    assert world["outsider"].post(f"/org/{world.org}/accept/", json={"token": token}).status_code == 404
+    again = world["owner"].post(f"/org/{world.org}/invite/", json={"email": "new.person@example.com"})
+    assert again.status_code == 400  # already a member through it
 
 
 def test_org_devices_project_properties_and_password(cloud: CloudHelper, world: World) -> None:

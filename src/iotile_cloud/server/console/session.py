@@ -7,7 +7,6 @@ CSRF token, which every writing form carries in a hidden field (and scripts in t
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from fastapi.responses import Response
 from sqlalchemy.engine import Connection
 
 from iotile_cloud.server import db
+from iotile_cloud.server.security import token_digest
 
 COOKIE = "iotile_console"
 CSRF_FIELD = "csrf_token"
@@ -33,17 +33,13 @@ class Session:
     csrf: str
 
 
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def open_session(conn: Connection, user_id: int) -> str:
     """A new session for ``user_id``; returns the cookie value."""
     token = secrets.token_urlsafe(32)
     now = db.now_us()
     conn.execute(
         sa.insert(db.console_sessions).values(
-            token_hash=_digest(token),
+            token_hash=token_digest(token),
             user_id=user_id,
             csrf=secrets.token_urlsafe(32),
             created_at=now,
@@ -64,7 +60,7 @@ def find_session(conn: Connection, request: Request) -> Session | None:
         sa.select(db.users, db.console_sessions.c.csrf)
         .join(db.users, db.users.c.id == db.console_sessions.c.user_id)
         .where(
-            db.console_sessions.c.token_hash == _digest(token),
+            db.console_sessions.c.token_hash == token_digest(token),
             db.console_sessions.c.expires_at > db.now_us(),
             db.users.c.is_active.is_(True),
         )
@@ -77,7 +73,7 @@ def find_session(conn: Connection, request: Request) -> Session | None:
 def close_session(conn: Connection, request: Request) -> None:
     token = request.cookies.get(COOKIE)
     if token:
-        conn.execute(sa.delete(db.console_sessions).where(db.console_sessions.c.token_hash == _digest(token)))
+        conn.execute(sa.delete(db.console_sessions).where(db.console_sessions.c.token_hash == token_digest(token)))
 
 
 def set_cookie(response: Response, request: Request, token: str) -> None:

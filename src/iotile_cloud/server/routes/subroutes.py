@@ -34,6 +34,7 @@ from iotile_cloud.server.routes.auth import hashed
 from iotile_cloud.server.routes.device_actions import catalog_item
 from iotile_cloud.server.routes.orgs import NO_ACCESS, add_member, visible_org, visible_project
 from iotile_cloud.server.routes.streams import stream_by_slug, variable_by_slug
+from iotile_cloud.server.security import token_digest
 from iotile_cloud.utils.gid import int2pid
 
 router = APIRouter()
@@ -111,6 +112,10 @@ def org_invite(
     role = fields.choice("role", list(ROLE_NAMES), default="m1")
     fields.check()
     email = str(email).strip().lower()
+    # The original e-mailed a link; a local server has no mail and cannot prove who owns an address
+    # (anyone may sign up with any email): the invitee accepts with this token, which the admin
+    # passes on. Only its digest is stored; sending the invitation again makes a new one.
+    token = secrets.token_urlsafe(32)
     with state(request).write() as conn:
         org = _user_manager(conn, principal, slug)
         table = db.invitations
@@ -122,19 +127,20 @@ def org_invite(
                     org_id=org.id,
                     email=email,
                     role=role,
-                    token=secrets.token_urlsafe(32),
+                    token=token_digest(token),
                     created_on=now,
                     created_by=principal.user_id,
                 )
             )
-        elif existing.accepted_on is None:  # resent: the newest sender and role count
+        elif existing.accepted_on is None:  # resent: the newest sender, role and token count
             conn.execute(
                 sa.update(table)
                 .where(table.c.id == existing.id)
-                .values(role=role, created_on=now, created_by=principal.user_id)
+                .values(role=role, token=token_digest(token), created_on=now, created_by=principal.user_id)
             )
-    # The original e-mailed a link; a local server has no mail: the invitee accepts through the API.
-    return JSON({"email": email}, status_code=201)
+        else:
+            raise APIError(400, {"email": ["This person has already accepted an invitation to this organization."]})
+    return JSON({"email": email, "token": token}, status_code=201)
 
 
 @router.get("/org/{slug}/pending/", summary="Invitations not yet accepted (org admins)")
@@ -153,9 +159,19 @@ def org_pending(slug: str, request: Request, principal: Principal = Depends(user
         )
 
 
-@router.post("/org/{slug}/accept/", status_code=201, summary="Accept an invitation sent to your email (local server)")
-def org_accept(slug: str, request: Request, principal: Principal = Depends(user_only)) -> Response:
+@router.post(
+    "/org/{slug}/accept/",
+    openapi_extra=body_doc(["token"], token="string"),
+    status_code=201,
+    summary="Accept an invitation sent to your email, with its token (local server)",
+)
+def org_accept(
+    slug: str, request: Request, body: Body = Depends(json_body), principal: Principal = Depends(user_only)
+) -> Response:
     assert principal.user is not None
+    fields = Fields(as_object(body))
+    token = fields.text("token", required=True, allow_blank=False, max_length=256)
+    fields.check()
     with state(request).write() as conn:
         org = conn.execute(sa.select(db.orgs).where(db.orgs.c.slug == slug)).first()
         if org is None:
@@ -163,7 +179,10 @@ def org_accept(slug: str, request: Request, principal: Principal = Depends(user_
         table = db.invitations
         invitation = conn.execute(
             sa.select(table).where(
-                table.c.org_id == org.id, table.c.email == principal.user.email.lower(), table.c.accepted_on.is_(None)
+                table.c.org_id == org.id,
+                table.c.email == principal.user.email.lower(),
+                table.c.token == token_digest(str(token)),
+                table.c.accepted_on.is_(None),
             )
         ).first()
         if invitation is None:
