@@ -255,6 +255,20 @@ def test_failed_logins_are_limited_per_client_across_processes(cloud: CloudHelpe
     assert int(answer.headers["Retry-After"]) > 0
 
 
+def test_a_forwarded_for_header_does_not_change_the_client_address(cloud: CloudHelper) -> None:
+    """Without ``serve --trust-proxy`` nobody's X-Forwarded-For is believed: a client on this machine
+    cannot pose as many addresses to get past the per-address limit."""
+    url = cloud.url + "/api/v1/auth/login/"
+    for i in range(throttle.CLIENT_LIMIT):
+        headers = {"X-Forwarded-For": f"10.1.{i // 250}.{i % 250}"}
+        answer = httpx.post(url, json={"email": f"spoof{i}@example.com", "password": "x"}, headers=headers)
+        assert answer.status_code == 401
+    blocked = httpx.post(
+        url, json={"email": "fresh@example.com", "password": "x"}, headers={"X-Forwarded-For": "10.9.9.9"}
+    )
+    assert blocked.status_code == 429
+
+
 def test_password_hashing_runs_a_bounded_number_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
     running = 0
     peak = 0

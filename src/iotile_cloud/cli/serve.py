@@ -28,6 +28,13 @@ from iotile_cloud.cli.common import data_dir_option, database_location, database
     type=click.IntRange(1, 64),
     help="Server processes sharing the port and the database (use PostgreSQL beyond one machine)",
 )
+@click.option(
+    "--trust-proxy",
+    "trusted_proxies",
+    metavar="ADDRESSES",
+    default=None,
+    help="Believe X-Forwarded-For/-Proto from these addresses (comma separated): the load balancer in front",
+)
 def serve(
     database: str | None,
     host: str,
@@ -37,6 +44,7 @@ def serve(
     max_json_mb: float,
     max_upload_mb: float,
     workers: int,
+    trusted_proxies: str | None,
 ) -> None:
     """Run a local IOTile Cloud (SQLite, or --database URL)."""
     with needs_extra("server"):
@@ -58,4 +66,5 @@ def serve(
         log_level=log_level,
         limits=limits,
         workers=workers,
+        trusted_proxies=trusted_proxies,
     )

@@ -100,9 +100,15 @@ class GuardedH11Protocol(H11Protocol):
             self.timeout_keep_alive_handler()
 
 
-def uvicorn_options() -> dict[str, Any]:
-    """Connection limits every way of running the server shares."""
+def uvicorn_options(trusted_proxies: str | None = None) -> dict[str, Any]:
+    """Connection limits every way of running the server shares.
+
+    X-Forwarded-For/-Proto are believed only from ``trusted_proxies`` (addresses, comma separated):
+    by default from nobody, since uvicorn's default (127.0.0.1) would let any client on this machine
+    claim another address and dodge the per-address login limit."""
     return {
+        "proxy_headers": trusted_proxies is not None,
+        "forwarded_allow_ips": trusted_proxies or "",
         "http": GuardedH11Protocol,
         "limit_concurrency": MAX_CONNECTIONS,
         "timeout_keep_alive": 5,
@@ -121,6 +127,7 @@ def serve(
     log_level: str = "info",
     limits: BodyLimits | None = None,
     workers: int = 1,
+    trusted_proxies: str | None = None,
 ) -> None:
     """Serve until SIGINT/SIGTERM; open requests are finished before the server exits.
 
@@ -133,7 +140,7 @@ def serve(
 
     folder = Path(data_dir) if data_dir else default_data_dir()
     prepare(database_url, folder)
-    options = WorkerOptions(database_url, folder, log_level, limits)
+    options = WorkerOptions(database_url, folder, log_level, limits, trusted_proxies)
     sock = listening_socket(host, port)
     if workers <= 1:
         _run_worker(options, sock)
@@ -185,6 +192,7 @@ class WorkerOptions:
     data_dir: Path
     log_level: str
     limits: BodyLimits | None = None
+    trusted_proxies: str | None = None
 
 
 def _run_worker(options: WorkerOptions, sock: socket.socket) -> None:
@@ -192,7 +200,7 @@ def _run_worker(options: WorkerOptions, sock: socket.socket) -> None:
     _configure_logging(options.log_level)
     app = create_app(options.database_url, options.data_dir, migrate=False, limits=options.limits)
     # The lifespan's shutdown step writes the worker's pending counts (LiveServer does it in stop()).
-    settings = {**uvicorn_options(), "lifespan": "on"}
+    settings = {**uvicorn_options(options.trusted_proxies), "lifespan": "on"}
     config = uvicorn.Config(app, log_level=options.log_level, timeout_graceful_shutdown=30, **settings)
     uvicorn.Server(config).run(sockets=[sock])
 
