@@ -303,3 +303,32 @@ def test_event_upload_with_files(api: Api, cloud: CloudHelper, device10: tuple[s
             str(plain), data={"stream": stream.replace("5001", "7777"), "timestamp": "2026-02-01T00:00:00Z"}
         )
     assert _count(cloud, db.events) == 2
+
+
+def test_files_of_deleted_events_and_reports_are_swept(
+    api: Api, cloud: CloudHelper, device10: tuple[str, str], tmp_path: Path
+) -> None:
+    """An event's file and a report's raw copy outlive their rows when a cascade deletes those (a
+    stream or device deleted): the housekeeping sweep removes them, and only them, once old enough."""
+    from iotile_cloud.server import housekeeping
+
+    device, project = device10
+    doomed, kept = (f"s--{project[3:]}--{device[3:]}--{lid}" for lid in ("5001", "5002"))
+    wave = tmp_path / "wave.json"
+    wave.write_text('{"x": [1]}')
+    gone_event = api.client.upload_event(doomed, "2026-02-01T00:00:00Z", wave)
+    kept_event = api.client.upload_event(kept, "2026-02-01T00:00:00Z", wave)
+    api.client.upload_report(REPORTS / "valid_100_readings.bin", received=RECEIVED)
+    data_dir = cloud.server.data_dir
+    gone_file = data_dir / "events" / f"{gone_event['id']}.json"
+    kept_file = data_dir / "events" / f"{kept_event['id']}.json"
+    (raw_copy,) = (data_dir / "reports").iterdir()
+    assert gone_file.exists() and kept_file.exists()
+
+    api.stream(doomed).delete()  # its events go by cascade
+    with cloud.engine.begin() as conn:  # the device's streamers, and their report records, by cascade
+        conn.execute(sa.delete(db.streamers))
+    assert housekeeping.sweep(cloud.engine, data_dir) == 0  # too young: maybe an open transaction's
+    assert housekeeping.sweep(cloud.engine, data_dir, min_age=0) == 2
+    assert not gone_file.exists() and not raw_copy.exists()
+    assert kept_file.exists() and api.event(kept_event["id"]).data.get() == {"x": [1]}

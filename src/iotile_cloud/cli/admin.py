@@ -136,9 +136,11 @@ def set_device_key(device: str, hexkey: str, database: str | None, data_dir: Pat
 @database_option
 @data_dir_option
 def compact_command(database: str | None, data_dir: Path | None) -> None:
-    """Merge small stored segments now (a running server also does it every few seconds)."""
+    """Merge small stored segments and remove the files of deleted events and reports now (a running
+    server does both by itself, every few seconds and every ten minutes)."""
     with needs_extra("server"):
-        from iotile_cloud.server import points
+        from iotile_cloud.server import housekeeping, points
+        from iotile_cloud.server.app import default_data_dir
         from iotile_cloud.server.db import make_engine, migrate
 
     engine = make_engine(database_location(database, data_dir))
@@ -147,6 +149,7 @@ def compact_command(database: str | None, data_dir: Path | None) -> None:
         removed = 0
         while merged := points.compact_all(engine, limit=1000):
             removed += merged
+        files = housekeeping.sweep(engine, data_dir or default_data_dir())
     finally:
         engine.dispose()
-    click.echo(f"Merged away {removed} segment(s)")
+    click.echo(f"Merged away {removed} segment(s); removed {files} file(s) of deleted records")

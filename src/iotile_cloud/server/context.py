@@ -103,7 +103,7 @@ class AppState:
     def __post_init__(self) -> None:
         self.requests = SharedCounter(self.engine, REQUESTS)
         self.errors = SharedCounter(self.engine, ERRORS)
-        self.compactor = Compactor(self.engine)
+        self.compactor = Compactor(self.engine, data_dir=self.data_dir)
 
     def close(self) -> None:
         """At shutdown: stop compacting, write this worker's pending counts, close the connection pool."""
