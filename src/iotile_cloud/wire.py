@@ -7,7 +7,8 @@ schema is asked for: the constants are usable without it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -38,6 +39,47 @@ DATA_ITEM_FIELDS = (
     "dirty_ts",
     "status",
 )
+
+
+def stream_items(columns: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """The items of a ``/stream/<slug>/data/`` page from its columns (ITEM_FIELDS order): what the
+    server sends as JSON items and what StreamData rebuilds from a columns page. Spelled out: a dict
+    display is about twice as fast as ``dict(zip(...))`` per point."""
+    return [
+        {
+            "type": kind,
+            "timestamp": ts,
+            "int_value": iv,
+            "value": v,
+            "display_value": text,
+            "output_value": out,
+            "streamer_local_id": sid,
+        }
+        for kind, ts, iv, v, text, out, sid in zip(*columns, strict=True)
+    ]
+
+
+def data_items(columns: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """The items of a ``/data/`` page from its columns (DATA_ITEM_FIELDS order), as :func:`stream_items`."""
+    return [
+        {
+            "id": i,
+            "stream": stream,
+            "project": project,
+            "device": device,
+            "variable": variable,
+            "type": kind,
+            "device_timestamp": dts,
+            "timestamp": ts,
+            "int_value": iv,
+            "value": v,
+            "streamer_local_id": sid,
+            "dirty_ts": dirty,
+            "status": status,
+        }
+        for i, stream, project, device, variable, kind, dts, ts, iv, v, sid, dirty, status in zip(*columns, strict=True)
+    ]
+
 
 # The point statuses and value types, in the order of their dictionary codes on the wire (and of
 # the codes the server's point store keeps in its flags).

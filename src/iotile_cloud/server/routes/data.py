@@ -280,24 +280,7 @@ def data_list(request: Request, principal: Principal = Depends(device_or_user)) 
     if as_columns:
         return _columns_answer(pager, count, columns)
     columns = [_as_list(column) for column in columns]
-    items = [  # spelled out: a dict display per point is about twice as fast as dict(zip(...))
-        {
-            "id": i,
-            "stream": stream,
-            "project": project,
-            "device": device,
-            "variable": variable,
-            "type": kind,
-            "device_timestamp": dts,
-            "timestamp": ts,
-            "int_value": iv,
-            "value": v,
-            "streamer_local_id": sid,
-            "dirty_ts": dirty,
-            "status": status,
-        }
-        for i, stream, project, device, variable, kind, dts, ts, iv, v, sid, dirty, status in zip(*columns, strict=True)
-    ]
+    items = wire.data_items(columns)
     return JSON(pager.body(count, items))
 
 
@@ -312,23 +295,12 @@ def stream_data(slug: str, request: Request, principal: Principal = Depends(devi
         conv = model.converter(conn, stream)
         pager, count, page = data_page(conn, request, [stream.pk], sizes)
     outputs, shown = conv.page_outputs(page.value, page.nulls(points.VALUE_NULL))
-    fields = {"display_value": shown, "output_value": outputs}
+    fields: dict[str, Any] = {"display_value": shown, "output_value": outputs}
     columns = [fields[name] if name in fields else _json_column(page, name) for name in wire.ITEM_FIELDS]
     if as_columns:
         return _columns_answer(pager, count, columns)
     columns = [_as_list(column) for column in columns]
-    items = [
-        {
-            "type": kind,
-            "timestamp": ts,
-            "int_value": iv,
-            "value": v,
-            "display_value": text,
-            "output_value": out,
-            "streamer_local_id": sid,
-        }
-        for kind, ts, iv, v, text, out, sid in zip(*columns, strict=True)
-    ]
+    items = wire.stream_items(columns)
     return JSON(pager.body(count, items))
 
 
