@@ -280,3 +280,41 @@ def test_body_reader_gives_arrow_the_stream_however_it_is_cut(piece: int) -> Non
     pieces.insert(2, b"")
     read = pa.ipc.open_stream(pa.PythonFile(_BodyReader(iter(pieces)), mode="r")).read_all()
     assert read.equals(table)
+
+
+def test_arrow_answer_is_the_stream_writers_bytes() -> None:
+    """The server opens the stream with the writer and sends later batches as their own messages:
+    byte for byte the stream the writer would make (dictionaries once), for none, one or many batches."""
+    import pyarrow as pa
+
+    from iotile_cloud import wire
+    from iotile_cloud.server.columnar import _stream_messages
+
+    schema = wire.stream_schema()
+
+    def batch(first: int, n: int) -> pa.RecordBatch:
+        codes = np.arange(first, first + n) % 2
+        return pa.RecordBatch.from_arrays(
+            [
+                pa.array(np.arange(first, first + n), pa.timestamp("us", tz="UTC")),
+                pa.array(np.linspace(0, 1, n)),
+                pa.array(np.arange(n), mask=codes == 1),
+                pa.array(np.linspace(0, 2, n)),
+                pa.array(np.arange(n)),
+                pa.nulls(n, pa.int64()),
+                pa.array(codes == 0),
+                pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), pa.array(wire.STATUSES)),
+                pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int32)), pa.array(["s--a", "s--b"])),
+                pa.DictionaryArray.from_arrays(pa.array(codes.astype(np.int8)), pa.array(wire.TYPES)),
+            ],
+            schema=schema,
+        )
+
+    for batches in ([], [batch(0, 10)], [batch(0, 10), batch(10, 7), batch(17, 1)]):
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, schema) as writer:
+            for one in batches:
+                writer.write_batch(one)
+        sent = b"".join(bytes(piece) for piece in _stream_messages(iter(batches)))
+        assert sent == sink.getvalue().to_pybytes()
+        assert pa.ipc.open_stream(sent).read_all().num_rows == sum(b.num_rows for b in batches)
