@@ -372,7 +372,9 @@ class _FrameColumns:
             target = self.arrays[name]
             if column.null_count and target.dtype.kind == "i":  # as to_pandas: nulls make it float
                 target = self.arrays[name] = target.astype(np.float64)
-            if column.null_count:
+            if column.null_count == rows:  # a column without values (device_timestamp, often)
+                target[at] = np.nan
+            elif column.null_count:
                 target[at] = column.cast(pa.float64()).fill_null(np.nan).to_numpy()
             else:
                 target[at] = _plain(column)
