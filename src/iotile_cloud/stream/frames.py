@@ -395,7 +395,11 @@ class _FrameColumns:
         indices = column.indices
         if indices.null_count:
             indices = indices.fill_null(0)
-        return lookup[_plain(indices)] if len(lookup) else np.zeros(len(column), np.int32)
+        if not len(lookup):
+            return np.zeros(len(column), np.int32)
+        if np.array_equal(lookup, np.arange(len(lookup))):  # the usual case: the codes are ours already
+            return _plain(indices)
+        return lookup[_plain(indices)]
 
     def frame(self, names: list[str]) -> pd.DataFrame:
         """The frame with ``names`` as columns (in that order) and the timestamp as its index; the
@@ -412,10 +416,12 @@ class _FrameColumns:
                 codes = self.arrays[name][:n]
                 present = np.flatnonzero(np.bincount(codes, minlength=len(by_code))).tolist() if n else []
                 used = sorted(by_code[code] for code in present)
-                remap = np.full(max(len(by_code), 1), -1, dtype=np.int32)
+                # The codes in the smallest type pandas would choose itself (it would copy them to it).
+                small = np.int8 if len(used) < 127 else np.int16 if len(used) < 32767 else np.int32
+                remap = np.full(max(len(by_code), 1), -1, dtype=small)
                 for position, text in enumerate(used):
                     remap[self.categories[name][text]] = position
-                columns[name] = pd.Categorical.from_codes(remap[codes] if n else codes, categories=used)
+                columns[name] = pd.Categorical.from_codes(remap[codes], categories=used, validate=False)
             else:
                 columns[name] = self.arrays[name][:n]
         stamps = self.arrays.pop("timestamp")[:n].view("datetime64[us]")
