@@ -270,10 +270,10 @@ def test_body_reader_gives_arrow_the_stream_however_it_is_cut(piece: int) -> Non
 
     from iotile_cloud.stream.frames import _BodyReader
 
-    table = pa.table({"a": np.arange(50_000), "b": np.linspace(0, 1, 50_000)})
+    table = pa.table({"a": np.arange(5_000), "b": np.linspace(0, 1, 5_000)})
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
-        for batch in table.to_batches(max_chunksize=7_000):
+        for batch in table.to_batches(max_chunksize=700):
             writer.write_batch(batch)
     body = sink.getvalue().to_pybytes()
     pieces = [body[i : i + piece] for i in range(0, len(body), piece)]
