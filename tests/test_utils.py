@@ -82,7 +82,7 @@ def test_display_values_of_many_points_match_one_by_one() -> None:
     the very ones single formatting gives, -0.0, NaN and infinities included."""
     import numpy as np
 
-    from iotile_cloud.utils.mdo import REPEATS_MIN, display_values
+    from iotile_cloud.utils.mdo import REPEATS_MIN, display_values, fixed_point_texts
 
     rng = np.random.default_rng(7)
     repeating = rng.integers(0, 50, 5000) * 0.125  # few distinct values: the shared-string path
@@ -92,9 +92,9 @@ def test_display_values_of_many_points_match_one_by_one() -> None:
         assert len(numbers) >= REPEATS_MIN
         for places in (0, 2, 5):
             expected = [f"{v:.{places}f}" for v in numbers.tolist()]
-            assert display_values(numbers, numbers, places) == expected
+            assert fixed_point_texts(numbers, places) == expected
             assert display_values(numbers.tolist(), numbers.tolist(), places) == expected
-    shared = display_values(repeating, repeating, 2)
+    shared = fixed_point_texts(repeating, 2)
     assert len({id(text) for text in shared}) == len(set(shared))  # one object per distinct text
 
 

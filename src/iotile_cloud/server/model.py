@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Row
 from iotile_cloud.server import catalog, db
 from iotile_cloud.server.catalog import registry
 from iotile_cloud.utils.gid import int2did, int2pid
-from iotile_cloud.utils.mdo import MdoHelper, display_value, display_values
+from iotile_cloud.utils.mdo import MdoHelper, display_value, fixed_point_texts
 
 RAW_FORMATS = ("<L", "<l", "<H", "<h", "<f", "<B", "<b", "<Q", "<q")
 # A variable template's C type as a raw value format; the original's "auto" has no local meaning.
@@ -259,7 +259,7 @@ class Converter:
         ``display_value`` (empty for a null value) of many points at once: the same numbers and
         texts as :meth:`output` and :meth:`display` one by one."""
         shown = values if self.output_mdo is None else self.output_mdo.compute(values)
-        texts = display_values(shown, shown, self.decimal_places)
+        texts = fixed_point_texts(shown, self.decimal_places)
         for index in np.flatnonzero(nulls).tolist():
             texts[index] = ""
         if self.output_mdo is None:

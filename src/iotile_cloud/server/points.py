@@ -101,8 +101,8 @@ class Points:
         return ((self.flags & TYPE_ITR) != 0).astype(np.int8)
 
     def as_lists(self, fields: Sequence[str] | None = None) -> dict[str, list[Any]]:
-        """Python lists per field as the JSON pages show them (``None`` for nulls): all of
-        ``LIST_FIELDS``, or only ``fields``."""
+        """Python lists per field as the JSON pages show them (``None`` for nulls): every field
+        (and ``stream_pk``), or only ``fields``."""
 
         def nullable(values: np.ndarray, bit: int) -> list[Any]:
             out = values.tolist()
@@ -123,21 +123,7 @@ class Points:
             "status": lambda: np.array(STATUSES, dtype=object)[self.status_codes()].tolist(),
             "type": lambda: np.array(TYPES, dtype=object)[self.type_codes()].tolist(),
         }
-        return {name: makers[name]() for name in (LIST_FIELDS if fields is None else fields)}
-
-
-LIST_FIELDS = (
-    "id",
-    "stream_pk",
-    "ts",
-    "value",
-    "int_value",
-    "device_timestamp",
-    "streamer_local_id",
-    "dirty_ts",
-    "status",
-    "type",
-)
+        return {name: makers[name]() for name in (makers if fields is None else fields)}
 
 
 def flags_of(value_null: Any, int_null: Any, device_ts_null: Any, dirty: Any, status: Any, itr: Any) -> np.ndarray:

@@ -274,7 +274,7 @@ class StreamData(BaseData):
 
         from iotile_cloud.stream.frames import fetch_columnar
         from iotile_cloud.utils.basic import iso_from_micros
-        from iotile_cloud.utils.mdo import display_values
+        from iotile_cloud.utils.mdo import display_values, fixed_point_texts
 
         client = self._api.client
         table = fetch_columnar(client, {"filter": self._stream_id, **params}, progress)
@@ -298,9 +298,9 @@ class StreamData(BaseData):
         # What display_value shows: the output values, else (no output unit) the values.
         output_column, value_column = table.column("output_value"), table.column("value")
         if output_column.null_count == 0:
-            shown = display_values(_numbers(output_column), [], places)
+            shown = fixed_point_texts(_numbers(output_column), places)
         elif output_column.null_count == len(output_column) and value_column.null_count == 0:
-            shown = display_values(_numbers(value_column), [], places)
+            shown = fixed_point_texts(_numbers(value_column), places)
         else:
             shown = display_values(outputs, values, places)
         return self._items_from_columns(ITEM_FIELDS, [kinds, stamps, int_values, values, shown, outputs, local_ids])

@@ -265,21 +265,28 @@ def convert_units(table: pa.Table, client: Client, unit: str) -> pa.Table:
 
 def _with_outputs(table: pa.Table, helpers: dict[str, MdoHelper | None]) -> pa.Table:
     """``output_value`` recomputed from ``value`` with each stream's MDO (vectorised per stream)."""
-    import numpy as np
-
-    values = table.column("value").to_numpy()
-    stream = table.column("stream")
-    if pa.types.is_dictionary(stream.type):
-        stream = stream.cast(stream.type.value_type)
-    names = stream.to_numpy(zero_copy_only=False)
-    output = np.full(len(values), np.nan)
-    for slug, helper in helpers.items():
-        if helper is not None:
-            mask = names == slug
-            output[mask] = helper.compute(values[mask])
+    stream = table.column("stream").combine_chunks()
+    if not pa.types.is_dictionary(stream.type):
+        stream = stream.dictionary_encode()
+    codes = stream.indices.to_numpy(zero_copy_only=False)
+    by_code = [helpers.get(slug) for slug in stream.dictionary.to_pylist()]
+    output = _per_stream_outputs(table.column("value").to_numpy(), codes, by_code)
     return table.set_column(
         table.schema.get_field_index("output_value"), "output_value", pa.array(output, pa.float64(), from_pandas=True)
     )
+
+
+def _per_stream_outputs(values: np.ndarray, codes: np.ndarray, helpers: list[MdoHelper | None]) -> np.ndarray:
+    """Output values: the MDO of each point's stream (``helpers`` by stream code) applied to its
+    values, NaN for a stream without one."""
+    import numpy as np
+
+    output = np.full(len(values), np.nan)
+    for code, helper in enumerate(helpers):
+        if helper is not None:
+            mask = codes == code
+            output[mask] = helper.compute(values[mask])
+    return output
 
 
 def fetch_arrays(
@@ -469,13 +476,9 @@ def fetch_dataframe(
     if unit:
         streams = [str(text) for text in frame["stream"].cat.categories]
         helpers = _unit_helper(client, streams, unit)
-        output = frame["output_value"].to_numpy(copy=True)
-        values = frame["value"].to_numpy()
         codes = frame["stream"].cat.codes.to_numpy()
-        for code, slug in enumerate(streams):
-            mask = codes == code
-            output[mask] = helpers[slug].compute(values[mask])
-        frame["output_value"] = output
+        by_code: list[MdoHelper | None] = [helpers[slug] for slug in streams]
+        frame["output_value"] = _per_stream_outputs(frame["value"].to_numpy(), codes, by_code)
         frame.attrs["unit"] = unit
     if single:
         frame = frame.drop(columns=["stream"])

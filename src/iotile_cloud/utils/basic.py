@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 from typing import Any
 
-__all__ = ["datetime_to_str", "str_to_datetime", "utc_isoformat", "iso_from_micros", "strings_from_rows"]
+__all__ = ["datetime_to_str", "str_to_datetime", "utc_isoformat", "iso_from_micros"]
 
 UTC = _dt.timezone.utc
 
@@ -92,11 +92,11 @@ def iso_from_micros(values: Any) -> list[str]:
             out[rows, 20 + position] = 48 + (fraction[rows] // 10 ** (5 - position)) % 10
         out[rows, 26] = ord("Z")
     if width == 27 and not fractional.all():
-        return strings_from_rows(out, np.where(fractional, 27, 20))
-    return strings_from_rows(out)
+        return _strings_from_rows(out, np.where(fractional, 27, 20))
+    return _strings_from_rows(out)
 
 
-def strings_from_rows(rows: Any, lengths: Any = None) -> list[str]:
+def _strings_from_rows(rows: Any, lengths: Any = None) -> list[str]:
     """One ASCII string per row of a ``(n, width)`` uint8 array: the first ``lengths[i]`` bytes of
     row ``i`` (the whole rows when ``lengths`` is None).
 

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any, Union
 if TYPE_CHECKING:
     import numpy as np
 
-__all__ = ["MdoHelper", "display_value", "display_values"]
+__all__ = ["MdoHelper", "display_value", "display_values", "fixed_point_texts"]
 
-# Many numbers: a list (None for a missing one) or a numpy float array.
-Numbers = Union[Sequence[Union[float, None]], "np.ndarray"]
+# Many numbers: a list of floats or a numpy float array.
+Numbers = Union[Sequence[float], "np.ndarray"]
 
 
 class MdoHelper:
@@ -82,37 +82,38 @@ def display_value(output: float | None, value: float | None, decimal_places: int
     return f"{shown:.{max(0, decimal_places)}f}"
 
 
-def display_values(outputs: Numbers, values: Numbers, decimal_places: int) -> list[str]:
-    """:func:`display_value` for many points (lists or numpy float arrays).
+def display_values(outputs: Sequence[float | None], values: Sequence[float | None], decimal_places: int) -> list[str]:
+    """:func:`display_value` for many points."""
+    if None in outputs:
+        places = max(0, decimal_places)
+        return [display_value(out, value, places) for out, value in zip(outputs, values, strict=True)]
+    return fixed_point_texts(outputs, decimal_places)  # type: ignore[arg-type]
+
+
+def fixed_point_texts(numbers: Numbers, decimal_places: int) -> list[str]:
+    """Every number (a list of floats or a numpy float array) with ``decimal_places`` decimals.
 
     Sensor data repeats itself (a counter's steps, a thermometer's tenths): when a sample shows few
     distinct numbers, each distinct one is formatted once and every point gets that same string
     (about 5x faster at a million points, and one string object per value instead of one per point)."""
-    places = max(0, decimal_places)
-    fmt = f"{{:.{places}f}}".format
-    if not _is_array(outputs) and None in outputs:
-        return [display_value(out, value, places) for out, value in zip(outputs, values, strict=True)]
-    if len(outputs) >= REPEATS_MIN and _numpy_available():
-        import numpy as np
+    fmt = f"{{:.{max(0, decimal_places)}f}}".format
+    if len(numbers) < REPEATS_MIN or not _numpy_available():
+        return list(map(fmt, numbers))
+    import numpy as np
 
-        numbers = np.asarray(outputs, dtype=np.float64)
-        bits = numbers.view(np.int64)  # by bits: -0.0 and 0.0 print differently
-        sample = bits[:REPEATS_SAMPLE]
-        if len(np.unique(sample)) * 2 <= len(sample):
-            distinct, inverse = np.unique(bits, return_inverse=True)
-            texts = np.array([fmt(v) for v in distinct.view(np.float64).tolist()], dtype=object)
-            shared: list[str] = texts[inverse].tolist()
-            return shared
-        return list(map(fmt, numbers.tolist()))
-    return list(map(fmt, outputs))
+    array = np.asarray(numbers, dtype=np.float64)
+    bits = array.view(np.int64)  # by bits: -0.0 and 0.0 print differently
+    sample = bits[:REPEATS_SAMPLE]
+    if len(np.unique(sample)) * 2 > len(sample):
+        return list(map(fmt, array.tolist()))
+    distinct, inverse = np.unique(bits, return_inverse=True)
+    texts = np.array([fmt(v) for v in distinct.view(np.float64).tolist()], dtype=object)
+    shared: list[str] = texts[inverse].tolist()
+    return shared
 
 
 REPEATS_MIN = 256  # below this, one format call a point costs less than looking for repeats
 REPEATS_SAMPLE = 4096
-
-
-def _is_array(values: Any) -> bool:
-    return hasattr(values, "dtype")
 
 
 def _numpy_available() -> bool:
